@@ -13,6 +13,7 @@ Every problem with a file raises `DataError` naming the file and what is wrong.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -357,7 +358,7 @@ def posetrack18_dict(videos: list[Video]) -> dict:
                 annotations.append(_pt18_annotation(person, image["id"], int(image["id"]) * 100 + k))
     if categories is None or _layout_of_categories({"categories": categories}, Path("?")) != "posetrack":
         categories = [POSETRACK18_CATEGORY]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    return {"images": images, "annotations": annotations, "categories": copy.deepcopy(categories)}
 
 
 def write_posetrack18(video: Video | list[Video], path: str | Path) -> None:
@@ -701,7 +702,7 @@ def write_coco_keypoints(videos: Video | list[Video], path: str | Path, layout: 
                                 sc[src] = person.scores[slot]
                         ann["scores"] = sc.tolist()
                 annotations.append(ann)
-    category = COCO_CATEGORY if layout == "coco" else POSETRACK18_CATEGORY
+    category = copy.deepcopy(COCO_CATEGORY if layout == "coco" else POSETRACK18_CATEGORY)
     atomic_write_json(path, {**top, "images": images, "annotations": annotations, "categories": [category]})
 
 
