@@ -83,8 +83,10 @@ def _draw_pose_inplace(img: np.ndarray, person: Person, color: Color | None, dra
             continue
         c = color or _edge_color(a, b)
         p0, p1 = kps[a, :2], kps[b, :2]
-        if person.propagated:
-            _dashed_line(img, p0, p1, c, thick, dash=6 * s)
+        if person.propagated:  # dashed, from ring edge to ring edge so the joints stay hollow
+            gap = (p1 - p0) / max(float(np.hypot(*(p1 - p0))), 1e-6) * (radius + thick)
+            if np.hypot(*(p1 - p0)) > 2 * (radius + thick):
+                _dashed_line(img, p0 + gap, p1 - gap, c, thick, dash=6 * s)
         else:
             cv2.line(img, (round(p0[0]), round(p0[1])), (round(p1[0]), round(p1[1])), c, thick, cv2.LINE_AA)
     for j in np.flatnonzero(vis):
