@@ -246,6 +246,33 @@ def test_flow_blends_forward_and_backward_tracks_by_temporal_distance():
     assert person_of(flow.frames[3], 1).scores[0] < person_of(linear.frames[3], 1).scores[0]
 
 
+def test_flow_beats_linear_interpolation_on_non_linear_motion():
+    import cv2
+
+    rng = np.random.default_rng(3)
+    tex = cv2.normalize(cv2.GaussianBlur(rng.integers(0, 256, (120, 120), dtype=np.uint8), (0, 0), 3),
+                        None, 0, 255, cv2.NORM_MINMAX)
+    bg = cv2.GaussianBlur(rng.integers(0, 256, (280, 360), dtype=np.uint8), (0, 0), 3) // 4
+
+    def corner(t):  # swings right and back within the gap: linear interpolation sees no horizontal motion
+        return np.round([100 + 25 * np.sin(2 * np.pi * t / 14), 60 + 3 * t]).astype(int)
+
+    frames = []
+    for t in range(8):
+        img = bg.copy()
+        x0, y0 = corner(t)
+        img[y0:y0 + 120, x0:x0 + 120] = tex
+        frames.append(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    video = make_video(8, {t: [make_person(tuple(corner(t) + 30))] for t in (0, 7)})
+    errors = {}
+    for method in ("linear", "flow"):
+        out = get_propagator(method).propagate(video, frames, [0, 7])
+        errors[method] = max(
+            np.abs(person_of(out.frames[t], 1).keypoints[:, :2] - make_person(tuple(corner(t) + 30)).keypoints[:, :2]
+                   ).max() for t in range(1, 7))
+    assert errors["linear"] > 20 and errors["flow"] < 1.0
+
+
 def test_flow_needs_frames_that_cover_the_video():
     video = make_video(5, {0: [make_person((0, 0))], 4: [make_person((8, 0))]})
     with pytest.raises(DataError, match="needs the video frames"):
