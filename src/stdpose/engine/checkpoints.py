@@ -1,0 +1,52 @@
+"""Loading a trained model from a `stdpose train` checkpoint, for inference tools (propagate, predict, export).
+
+A checkpoint is a Lightning `.ckpt` whose hyper-parameters hold the full experiment config; the network weights sit
+under the `model.` prefix of its state dict (the LightningModule's `model` attribute).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stdpose.errors import DataError
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dict; DataError for a missing, unreadable or non-stdpose file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated/corrupt files
+        raise DataError(path, f"cannot read checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise DataError(path, "not a stdpose/Lightning checkpoint (no 'state_dict')")
+    config = (ckpt.get("hyper_parameters") or {}).get("config")
+    if not isinstance(config, dict) or "model" not in config or "data" not in config:
+        raise DataError(path, "checkpoint has no stdpose experiment config (was it written by `stdpose train`?)")
+    return ckpt
+
+
+def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """(STDPose in eval mode on `device`, experiment config) from a `stdpose train` checkpoint."""
+    from stdpose.engine.lit import model_config
+    from stdpose.model import build_model
+
+    ckpt = read_checkpoint(path)
+    config = ckpt["hyper_parameters"]["config"]
+    mcfg = model_config(config)
+    mcfg.pretrained = None  # the checkpoint already holds the trained weights
+    model = build_model(mcfg)
+    weights = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise DataError(
+            path,
+            f"weights do not fit the model in its own config: {len(missing)} missing (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})",
+        )
+    return model.to(device).eval(), config
