@@ -125,7 +125,7 @@ class VisionTransformer(nn.Module):
         self.grid = patch_grid(self.input_size, patch_size, patch_padding)
         self.patch_embed = PatchEmbed(3, embed_dim, patch_size, patch_padding)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], embed_dim))
-        rates = torch.linspace(0, drop_path, depth).tolist() if depth > 1 else [drop_path]
+        rates = [drop_path * i / (depth - 1) for i in range(depth)] if depth > 1 else [drop_path]  # linear rule
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias, r) for r in rates)
         self.last_norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
         self.reset_parameters()

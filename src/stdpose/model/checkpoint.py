@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,8 +91,9 @@ def read_state_dict(path: str | Path, trusted: bool = False) -> dict[str, torch.
         raise DataError(path, "checkpoint file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only load failed" not in str(err).lower():
+    except Exception as err:  # corrupt files raise anything from zip errors to IndexError inside the unpickler
+        refused = isinstance(err, pickle.UnpicklingError) and "unsupported global" in str(err).lower()
+        if not refused:
             raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err)})") from err
         if not trusted:
             raise DataError(
@@ -103,10 +103,8 @@ def read_state_dict(path: str | Path, trusted: bool = False) -> dict[str, torch.
             ) from err
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err2:  # any failure here means a corrupt or foreign file
+        except Exception as err2:
             raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err2)})") from err2
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DataError(path, f"not a readable PyTorch checkpoint ({_first_line(err)})") from err
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
