@@ -163,23 +163,18 @@ def render_heatmaps(
     """
     kps = np.asarray(keypoints, dtype=np.float64)
     h, w = heatmap_size_hw
-    num = kps.shape[0]
-    heatmaps = np.zeros((num, h, w), dtype=np.float32)
-    weights = np.zeros(num, dtype=np.float32)
-    xs = np.arange(w, dtype=np.float64)
-    ys = np.arange(h, dtype=np.float64)
+    x, y, v = kps[:, 0:1], kps[:, 1:2], kps[:, 2]
+    finite = np.isfinite(x[:, 0]) & np.isfinite(y[:, 0])
+    inside = (x[:, 0] >= -0.5) & (x[:, 0] <= w - 0.5) & (y[:, 0] >= -0.5) & (y[:, 0] <= h - 0.5)
+    weights = ((v > 0) & finite & inside).astype(np.float32)
+    x, y = np.where(finite[:, None], x, 0.0), np.where(finite[:, None], y, 0.0)
+    # separable Gaussian, cut at 3 sigma (values below exp(-4.5) ~ 0.011 are set to zero)
+    dx = np.arange(w, dtype=np.float64)[None, :] - x  # (J, w)
+    dy = np.arange(h, dtype=np.float64)[None, :] - y  # (J, h)
     radius = 3.0 * sigma
-    for j in range(num):
-        x, y, v = kps[j]
-        if v <= 0 or not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        if not (-0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5):
-            continue
-        # separable Gaussian, cut at 3 sigma (values below exp(-4.5) ~ 0.011 are set to zero)
-        gx = np.exp(-((xs - x) ** 2) / (2 * sigma**2)) * (np.abs(xs - x) <= radius)
-        gy = np.exp(-((ys - y) ** 2) / (2 * sigma**2)) * (np.abs(ys - y) <= radius)
-        heatmaps[j] = np.outer(gy, gx)
-        weights[j] = 1.0
+    gx = np.exp(-(dx**2) / (2 * sigma**2)) * (np.abs(dx) <= radius)
+    gy = np.exp(-(dy**2) / (2 * sigma**2)) * (np.abs(dy) <= radius)
+    heatmaps = (gy[:, :, None] * gx[:, None, :] * weights[:, None, None]).astype(np.float32)  # (J, h, w)
     return heatmaps, weights
 
 
@@ -193,7 +188,7 @@ def _gaussian_blur(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     out = np.empty_like(flat)
     for i in range(flat.shape[0]):
         peak = flat[i].max()
-        blurred = cv2.GaussianBlur(flat[i], (kernel, kernel), 0)
+        blurred = cv2.GaussianBlur(flat[i], (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT)
         bmax = blurred.max()
         out[i] = blurred * (peak / bmax) if bmax > 0 else blurred
     return out.reshape(b, j, h, w)
@@ -236,43 +231,51 @@ def decode_heatmaps(heatmaps: Any, refine: str = "dark", blur_kernel: int = 0) -
     return coords, maxvals.astype(np.float32)
 
 
+def _neighbours(maps: np.ndarray, coords: np.ndarray) -> dict[str, np.ndarray]:
+    """Values of each map around its argmax: keys c, l, r, u, d, ul, ur, dl, dr, each (B, J) (edge-padded)."""
+    b, j, h, w = maps.shape
+    padded = np.pad(maps, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    bi, ji = np.meshgrid(np.arange(b), np.arange(j), indexing="ij")
+    x = coords[..., 0].astype(np.int64) + 1
+    y = coords[..., 1].astype(np.int64) + 1
+    at = {"c": (0, 0), "l": (-1, 0), "r": (1, 0), "u": (0, -1), "d": (0, 1), "ul": (-1, -1), "ur": (1, -1),
+          "dl": (-1, 1), "dr": (1, 1)}
+    return {k: padded[bi, ji, y + dy, x + dx] for k, (dx, dy) in at.items()}
+
+
 def _quarter_refine(hm: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    b, j, h, w = hm.shape
+    """Quarter-pixel step towards the higher neighbour (not at the border)."""
+    _, _, h, w = hm.shape
+    n = _neighbours(hm, coords)
     out = coords.copy()
-    for bi in range(b):
-        for ji in range(j):
-            x, y = int(coords[bi, ji, 0]), int(coords[bi, ji, 1])
-            m = hm[bi, ji]
-            if 0 < x < w - 1:
-                out[bi, ji, 0] += 0.25 * np.sign(m[y, x + 1] - m[y, x - 1])
-            if 0 < y < h - 1:
-                out[bi, ji, 1] += 0.25 * np.sign(m[y + 1, x] - m[y - 1, x])
+    x, y = coords[..., 0], coords[..., 1]
+    out[..., 0] += np.where((x > 0) & (x < w - 1), 0.25 * np.sign(n["r"] - n["l"]), 0.0)
+    out[..., 1] += np.where((y > 0) & (y < h - 1), 0.25 * np.sign(n["d"] - n["u"]), 0.0)
     return out
 
 
 def _dark_refine(hm: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """offset = -Hessian^-1 @ gradient of log(heatmap) at the argmax (central differences)."""
-    b, j, h, w = hm.shape
-    logs = np.log(np.maximum(hm.astype(np.float64), 1e-10))
+    """offset = -Hessian^-1 @ gradient of log(heatmap) at the argmax (central differences), vectorised."""
+    _, _, h, w = hm.shape
+    raw = _neighbours(hm, coords)
+    peak = raw["c"]
+    n = {k: np.log(np.maximum(v.astype(np.float64), 1e-10)) for k, v in raw.items()}  # log only where needed
+    dx = 0.5 * (n["r"] - n["l"])
+    dy = 0.5 * (n["d"] - n["u"])
+    dxx = n["r"] - 2 * n["c"] + n["l"]
+    dyy = n["d"] - 2 * n["c"] + n["u"]
+    dxy = 0.25 * (n["dr"] - n["dl"] - n["ur"] + n["ul"])
+    det = dxx * dyy - dxy * dxy
+    x, y = coords[..., 0], coords[..., 1]
+    # a proper maximum away from the border; otherwise keep the argmax
+    ok = (x >= 1) & (x < w - 1) & (y >= 1) & (y < h - 1) & (peak > 0) & (np.abs(det) > 1e-12) & (dxx < 0) & (dyy < 0)
+    safe = np.where(ok, det, 1.0)
+    ox = -(dyy * dx - dxy * dy) / safe
+    oy = -(dxx * dy - dxy * dx) / safe
+    ok &= (np.abs(ox) <= 1.0) & (np.abs(oy) <= 1.0)
     out = coords.copy()
-    for bi in range(b):
-        for ji in range(j):
-            x, y = int(coords[bi, ji, 0]), int(coords[bi, ji, 1])
-            if not (1 <= x < w - 1 and 1 <= y < h - 1) or hm[bi, ji, y, x] <= 0:
-                continue
-            L = logs[bi, ji]  # noqa: N806
-            dx = 0.5 * (L[y, x + 1] - L[y, x - 1])
-            dy = 0.5 * (L[y + 1, x] - L[y - 1, x])
-            dxx = L[y, x + 1] - 2 * L[y, x] + L[y, x - 1]
-            dyy = L[y + 1, x] - 2 * L[y, x] + L[y - 1, x]
-            dxy = 0.25 * (L[y + 1, x + 1] - L[y + 1, x - 1] - L[y - 1, x + 1] + L[y - 1, x - 1])
-            det = dxx * dyy - dxy * dxy
-            if abs(det) < 1e-12 or dxx >= 0 or dyy >= 0:
-                continue  # not a proper maximum (flat or saddle): keep the argmax
-            ox = -(dyy * dx - dxy * dy) / det
-            oy = -(dxx * dy - dxy * dx) / det
-            if abs(ox) <= 1.0 and abs(oy) <= 1.0:
-                out[bi, ji] += (ox, oy)
+    out[..., 0] += np.where(ok, ox, 0.0)
+    out[..., 1] += np.where(ok, oy, 0.0)
     return out
 
 
