@@ -42,5 +42,5 @@ class DynamicAwareMask(nn.Module):
     def forward(self, left: torch.Tensor, key: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         logits = self.logits(left, key, right)
         b, _, h, w = logits.shape
-        mask = torch.softmax(logits.reshape(b, h * w), dim=1) * (h * w)
+        mask = torch.softmax(logits.reshape(b, h * w).float(), dim=1) * (h * w)  # float32 even under autocast
         return mask.reshape(b, 1, h, w)

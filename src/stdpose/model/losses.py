@@ -31,8 +31,8 @@ _LN2 = math.log(2.0)
 
 def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
     """mean over (B, J, h, w) of w_j * (pred - target)^2 (paper Eq. 4 with ViTPose's target weighting)."""
-    weight = target_weight.to(pred.dtype)[:, :, None, None]  # (B, J, 1, 1)
-    return ((pred - target) ** 2 * weight).mean()
+    weight = target_weight.float()[:, :, None, None]  # (B, J, 1, 1)
+    return ((pred.float() - target.float()) ** 2 * weight).mean()  # float32 even under bf16/fp16 autocast
 
 
 def spatial_distribution(x: torch.Tensor, temperature: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
