@@ -145,8 +145,9 @@ class TripletDataset(Dataset):
             elif self.train:
                 drawable = {t.key for t in training_propagation_triplets(labeled, self.interval, rng=0)}
                 triplets = {k: None for k in labeled if k in drawable}
-                lonely = [k for k in labeled if k not in drawable]
-                self.skipped["isolated_label"] += sum(len(video.frames[k].persons) for k in lonely)
+                lonely = sum(len(video.frames[k].persons) for k in labeled if k not in drawable)
+                if lonely:
+                    self.skipped["isolated_label"] += lonely
                 self._label_frames.append(labeled)
             else:
                 if self.val_protocol == "posewarper":
