@@ -254,6 +254,13 @@ def test_unknown_predicted_video_and_frame():
     assert evaluate_posetrack(gt, [extra], strict=False).counts["pred_frames_skipped"] == 1
 
 
+def test_duplicate_video_names_are_refused():
+    with pytest.raises(DataError, match="two ground-truth videos"):
+        evaluate_posetrack([video([[gt_person()]]), video([[gt_person()]])], [video([[pred_person()]])])
+    with pytest.raises(DataError, match="two predicted videos"):
+        evaluate_posetrack([video([[gt_person()]])], [video([[pred_person()]]), video([[pred_person()]])])
+
+
 def test_ground_truth_video_without_predictions():
     gt = [video([[gt_person()]]), video([[gt_person()]], name="000002_mpii_test")]
     with pytest.raises(DataError, match="no predictions for 1 ground-truth video"):

@@ -155,6 +155,9 @@ def _pair_videos(gt: list[Video], pred: list[Video], strict: bool, counts: dict[
                  notes: list[str]) -> list[Video | None]:
     """For each GT video, its predicted video (matched by name, then vid_id) or None."""
     by_name = {v.name: i for i, v in enumerate(gt)}
+    if len(by_name) != len(gt):
+        dup = next(n for n, c in Counter(v.name for v in gt).items() if c > 1)
+        raise DataError(None, f"two ground-truth videos are named '{dup}'")
     by_vid = {str(v.vid_id): i for i, v in enumerate(gt) if v.vid_id is not None}
     paired: list[Video | None] = [None] * len(gt)
     unknown = []
