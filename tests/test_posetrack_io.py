@@ -345,11 +345,23 @@ def test_unknown_keypoint_layout(tmp_path):
     _expect_error(_write(tmp_path, pt17, "d.json"), "unknown keypoint layout")
 
 
+def test_degenerate_boxes_are_a_counted_skip(tmp_path):
+    data = pt.posetrack18_dict([_toy_video(2)])
+    data["annotations"][0]["bbox"] = [1, 2, 0, 5]
+    data["annotations"][1]["bbox"] = [1, 2, 5, -3]
+    skipped: Counter = Counter()
+    video = pt.read_annotations(_write(tmp_path, data, "box.json"), skipped)[0]
+    assert skipped == Counter(degenerate_bbox=2)
+    persons = video.frames[0].persons
+    assert persons[0].bbox is None and persons[1].bbox is None
+    assert persons[0].box_from_keypoints() is not None  # what the dataset falls back to
+    pt.write_posetrack18(video, tmp_path / "out.json")  # the original values are written back unchanged
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert [a["bbox"] for a in written["annotations"][:2]] == [[1, 2, 0, 5], [1, 2, 5, -3]]
+    assert_same_videos([video], pt.read_posetrack18(tmp_path / "out.json"))
+
+
 def test_bad_boxes_and_references(tmp_path):
-    for k, box in enumerate(([1, 2, 0, 5], [1, 2, 5, -3])):
-        data = pt.posetrack18_dict([_toy_video(2)])
-        data["annotations"][0]["bbox"] = box
-        _expect_error(_write(tmp_path, data, f"box{k}.json"), "zero or negative size")
     data = pt.posetrack18_dict([_toy_video(2)])
     data["annotations"][0]["bbox"] = [1, 2, 3]
     _expect_error(_write(tmp_path, data, "box3.json"), "bbox must be")

@@ -379,8 +379,9 @@ class PoseDataModule(pl.LightningDataModule):
 
         spec = self.cfg[split]
         c = self.cfg
-        return TripletDataset(
-            read_annotations(spec["annotations"]),
+        read_skips: Counter = Counter()
+        dataset = TripletDataset(
+            read_annotations(spec["annotations"], read_skips),
             spec["image_root"],
             task=c["task"],
             input_size_hw=tuple(c["input_size"]),
@@ -392,6 +393,8 @@ class PoseDataModule(pl.LightningDataModule):
             enlarge=float(c["enlarge"]),
             val_protocol=c["val_protocol"],
         )
+        dataset.skipped.update(read_skips)  # e.g. degenerate boxes replaced by the keypoints' box
+        return dataset
 
     def setup(self, stage: str | None = None) -> None:
         if self.cfg["train"] is not None and self.train_dataset is None and stage in (None, "fit"):

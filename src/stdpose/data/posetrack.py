@@ -178,13 +178,15 @@ def _layout_of_categories(data: dict, path: Path) -> str:
     return "posetrack"
 
 
-def read_posetrack18(path: str | Path) -> list[Video]:
+def read_posetrack18(path: str | Path, skipped: Counter | None = None) -> list[Video]:
     """Read a PoseTrack18/21 JSON file (one or several videos: frames are grouped by `vid_id`).
 
     Frames of a video are ordered by `frame_id` (file order when missing); Frame.index is that position.
     `file_name` is kept exactly as written (relative to the dataset root). Person `bbox` stays None when absent.
+    A person box with zero or negative width/height is a counted skip (see `_person_from_pt18`) added to `skipped`.
     """
     path = Path(path)
+    counts = skipped if skipped is not None else Counter()
     data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(path, "not a PoseTrack18/21 file: expected an object with an 'images' list")
@@ -247,14 +249,25 @@ def read_posetrack18(path: str | Path) -> list[Video]:
         frame = frames_by_image.get(ann.get("image_id"))
         if frame is None:
             raise DataError(where, f"image_id {ann.get('image_id')!r} matches no image")
-        frame.persons.append(_person_from_pt18(ann, where, layout, frame))
+        frame.persons.append(_person_from_pt18(ann, where, layout, frame, counts))
 
+    _warn_degenerate(path, counts)
     for video in videos:
         video.validate()
     return videos
 
 
-def _person_from_pt18(ann: dict, where: str, layout: str, frame: Frame) -> Person:
+def _warn_degenerate(path: Path, counts: Counter) -> None:
+    if counts.get("degenerate_bbox"):
+        log.warning("%s: %d person boxes with zero or negative size ignored (box taken from the keypoints)",
+                    path, counts["degenerate_bbox"])
+
+
+def _person_from_pt18(ann: dict, where: str, layout: str, frame: Frame, skipped: Counter | None = None) -> Person:
+    """One annotation -> Person. A box with zero or negative width/height is a documented, counted skip: the record
+    gets bbox None (users of the box fall back to the keypoints' box), the original value stays in `extra` so it
+    is written back unchanged, and `skipped["degenerate_bbox"]` counts it. Real annotation sets do contain a few
+    such boxes, and refusing the whole file for one of them would be worse than this fallback."""
     kps = _keypoints_array(ann.get("keypoints"), where, layout)
     scores = ann.get("scores")
     extra = {k: v for k, v in ann.items() if k not in _PT18_ANN_FIELDS}
@@ -276,7 +289,10 @@ def _person_from_pt18(ann: dict, where: str, layout: str, frame: Frame) -> Perso
             raise DataError(where, f"scores must have {NUM_SLOTS} values, got {scores.size}")
     bbox = _as_box(ann.get("bbox"), where, "bbox")
     if bbox is not None and (bbox[2] <= 0 or bbox[3] <= 0):
-        raise DataError(where, f"bbox has zero or negative size: {list(bbox)}")
+        extra["bbox"] = ann["bbox"]
+        bbox = None
+        if skipped is not None:
+            skipped["degenerate_bbox"] += 1
     person = Person(
         keypoints=kps,
         track_id=_int_or_none(ann.get("track_id")),
@@ -388,8 +404,10 @@ def detect_format(data: Any) -> str:
     return "unknown"
 
 
-def read_annotations(path: str | Path) -> list[Video]:
-    """Read a file, or every *.json in a folder (sorted, one or more videos each), auto-detecting the format."""
+def read_annotations(path: str | Path, skipped: Counter | None = None) -> list[Video]:
+    """Read a file, or every *.json in a folder (sorted, one or more videos each), auto-detecting the format.
+
+    `skipped` (optional) accumulates the counted skips of the readers (e.g. "degenerate_bbox")."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
@@ -397,16 +415,16 @@ def read_annotations(path: str | Path) -> list[Video]:
             raise DataError(path, "folder holds no .json annotation files")
         videos: list[Video] = []
         for f in files:
-            videos.extend(read_annotations(f))
+            videos.extend(read_annotations(f, skipped))
         return videos
     data = load_json(path)
     kind = detect_format(data)
     if kind == "posetrack18":
-        return read_posetrack18(path)
+        return read_posetrack18(path, skipped)
     if kind == "posetrack17":
         return read_posetrack17(path)
     if kind == "coco":
-        return read_coco_keypoints(path)
+        return read_coco_keypoints(path, skipped)
     raise DataError(path, "unrecognised annotation format (expected PoseTrack18/21, PoseTrack17 or COCO keypoints)")
 
 
@@ -601,13 +619,14 @@ _COCO_EYES = (COCO_NAMES.index("left_eye"), COCO_NAMES.index("right_eye"))
 _COCO_IMAGE_FIELDS = {"file_name", "id", "width", "height"}
 
 
-def read_coco_keypoints(path: str | Path) -> list[Video]:
+def read_coco_keypoints(path: str | Path, skipped: Counter | None = None) -> list[Video]:
     """Read a COCO person-keypoints file as one Video (its images are the frames, in file order, all labeled).
 
     COCO joints are mapped to PoseTrack18 slots (`skeleton.to_posetrack`); head_bottom/head_top stay unannotated
     and the eyes, which PoseTrack lacks, are kept in `Person.extra` so writing COCO back is lossless.
     """
     path = Path(path)
+    counts = skipped if skipped is not None else Counter()
     data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(path, "not a COCO keypoints file: expected an object with an 'images' list")
@@ -638,11 +657,12 @@ def read_coco_keypoints(path: str | Path) -> list[Video]:
         frame = by_id.get(ann.get("image_id"))
         if frame is None:
             raise DataError(where, f"image_id {ann.get('image_id')!r} matches no image")
-        person = _person_from_pt18(ann, where, layout, frame)
+        person = _person_from_pt18(ann, where, layout, frame, counts)
         if layout == "coco":
             flat = np.asarray(ann.get("keypoints") or np.zeros(len(COCO_NAMES) * 3), dtype=np.float64).reshape(-1, 3)
             person.extra["_coco_eyes"] = flat[list(_COCO_EYES)].tolist()
         frame.persons.append(person)
+    _warn_degenerate(path, counts)
     extra = {k: v for k, v in data.items() if k not in ("images", "annotations")}
     extra["format"] = "coco"
     extra["layout"] = layout
