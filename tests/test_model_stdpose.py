@@ -159,3 +159,15 @@ def test_build_model_from_dict_and_config():
         build_model({**NANO, "backbone_size": "tiny"})
     with pytest.raises(ModelInputError):
         build_model(["nano"])
+
+
+def test_parameter_groups_cover_every_parameter_once():
+    model = build_model({**NANO, "variant": "f"})
+    groups = model.parameter_groups(0.1)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    no_decay = {id(p) for p in groups[1]["params"]}
+    assert id(model.backbone.pos_embed) in no_decay and id(model.tff.frame_pos) in no_decay
+    assert id(model.dam.w_f) in no_decay and id(model.backbone.blocks[0].norm1.weight) in no_decay
+    assert id(model.backbone.blocks[0].attn.qkv.weight) not in no_decay
+    assert groups[0]["weight_decay"] == 0.1 and groups[1]["weight_decay"] == 0.0

@@ -155,6 +155,17 @@ class STDPose(nn.Module):
         heatmaps = enc["heatmaps"].reshape(b, 3, *enc["heatmaps"].shape[1:])
         return self.aggregate(features, heatmaps, aux_heatmaps)
 
+    def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW groups: weight decay on weight matrices/kernels; none on biases, norms, position embeddings and
+        DAM's scalar weights (the ViTPose recipe)."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            skip = p.dim() <= 1 or name.endswith(("pos_embed", "frame_pos"))
+            (no_decay if skip else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
 
 def _tokens_to_map(tokens: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
     b, _, d = tokens.shape
