@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def _first_line(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- key mapping
-def detect_layout(keys) -> str:
+def detect_layout(keys: Iterable[str]) -> str:
     """'official' or 'mmpose' from the key names; 'unknown' if neither layout's backbone keys are present."""
     keys = list(keys)
     mm = any(re.search(r"(^|\.)layers\.\d+\.ln1\.", k) or "patch_embed.projection." in k for k in keys)

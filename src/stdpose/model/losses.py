@@ -51,7 +51,9 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-12) -> torch
     return (0.5 * (kl_pm + kl_qm)).clamp(0.0, _LN2)
 
 
-def mi_proxy(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0, weight: torch.Tensor | None = None):
+def mi_proxy(
+    a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Bounded MI estimate in [0, 1] between two (B, C, h, w) stacks with the same C and grid.
 
     `weight` (B, C) averages channels (e.g. target weights); channels of weight 0 are ignored; all-zero -> 0.
