@@ -13,10 +13,10 @@ import torch
 import yaml
 from conftest import shared_data
 
-from stdpose.data.dataset import PoseDataModule, TripletDataset, collate_triplets
+from stdpose.data.dataset import PoseDataModule, TripletDataset, collate_triplets, person_box
 from stdpose.data.posetrack import read_annotations, read_posetrack18, write_posetrack18
 from stdpose.data.records import Frame, Person, Video
-from stdpose.data.transforms import AugmentConfig, decode_heatmaps, heatmap_to_image
+from stdpose.data.transforms import AugmentConfig, box_to_center_size, decode_heatmaps, heatmap_to_image
 from stdpose.errors import ConfigError, DataError
 from stdpose.skeleton import NUM_SLOTS, SLOT
 
@@ -208,15 +208,19 @@ def test_segment_crop_is_shared_by_keys_between_the_same_labels(toy):
     videos, root = toy
     ds = TripletDataset(videos, root, task="propagation", input_size_hw=INPUT_HW, interval=4, train=False,
                         crop="segment")
-    key_ds = TripletDataset(videos, root, task="propagation", input_size_hw=INPUT_HW, interval=4, train=False)
+
     crops = {}
     for i, s in enumerate(ds.samples):
         track = videos[0].frames[s.frame_index].persons[s.person_index].track_id
         if s.triplet.left == 0 and s.triplet.right == 4:
             m = ds[i]["meta"]
             crops.setdefault(track, set()).add((tuple(m["center"].tolist()), tuple(m["size"].tolist())))
-            key_size = key_ds[i]["meta"]["size"]
-            assert m["size"][0] >= key_size[0] - 1e-4  # the union contains the key box
+            # the crop comes from the union of the track's boxes in the two labeled frames only
+            aux = [person_box(p) for f in (0, 4) for p in videos[0].frames[f].persons if p.track_id == track]
+            x0, y0 = min(b[0] for b in aux), min(b[1] for b in aux)
+            x1, y1 = max(b[0] + b[2] for b in aux), max(b[1] + b[3] for b in aux)
+            center, _ = box_to_center_size((x0, y0, x1 - x0, y1 - y0), INPUT_HW[1] / INPUT_HW[0])
+            np.testing.assert_allclose(m["center"].numpy(), center, atol=1e-4)
     assert set(crops) == {0, 1} and all(len(v) == 1 for v in crops.values())
 
 

@@ -218,15 +218,18 @@ class TripletDataset(Dataset):
         assert box is not None
         if self.crop == "key" or person.track_id is None:
             return box
-        boxes = [box]
+        # "segment": the union of the track's boxes in the two auxiliary (labeled) frames, exactly the crop a
+        # propagator can compute before seeing the key frame (stdpose.data.tracks.segment_crop_box); the key
+        # frame's own box is used only when the track is labeled in neither auxiliary frame.
         video = self.videos[vi]
-        for f in range(min(triplet.frames), max(triplet.frames) + 1):
+        boxes = []
+        for f in {triplet.left, triplet.right}:
             for p in video.frames[f].persons:
                 if p.track_id == person.track_id and p is not person:
                     b = person_box(p)
                     if b is not None:
                         boxes.append(b)
-        return _union(boxes)
+        return _union(boxes) if boxes else box
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
