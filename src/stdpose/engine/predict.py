@@ -234,10 +234,10 @@ class Estimator:
         h, w = self.input_hw
         jobs: list[_Job] = []
         for index in sorted(boxes):
-            if index not in wanted:
-                continue
             if not 0 <= int(index) < video.num_frames:
                 raise DataError(where, f"boxes given for frame {index}, but the video has {video.num_frames} frames")
+            if index not in wanted:
+                continue
             items = boxes[index]
             if items:
                 stats.frames += 1
