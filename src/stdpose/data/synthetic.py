@@ -3,7 +3,7 @@
 No real dataset can be downloaded where stdpose is developed, so this generator is the built-in default data. Each
 video has several articulated people (15 PoseTrack joints) drawn as textured, shaded limbs over a textured scene
 seen by a panning, zooming, shaking camera; motion is fast and non-linear within 7 frames (swinging limbs with
-periods of 4-18 frames, speed changes, turns, depth changes), fast limbs are motion-blurred, people occlude each
+periods of 4-16 frames, speed changes, turns, depth changes), fast limbs are motion-blurred, people occlude each
 other and are occluded by objects, enter and leave the view, and some videos have a crowd area that is an ignore
 region. Every frame is labeled (`is_labeled=True`): the propagation protocol drops labels itself.
 
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from stdpose.data.records import Frame, Person, Video
-from stdpose.data.synthetic_body import PELVIS, Person3D, sample_person
+from stdpose.data.synthetic_body import Person3D, sample_person
 from stdpose.data.synthetic_render import (
     OBJECT_ID,
     PART_STRIDE,
@@ -308,8 +308,8 @@ def _sample_crowd(rng: np.random.Generator, scene: Scene, h_lo: float) -> Crowd:
     ox, oy = scene.origin
     w = rng.uniform(0.3, 0.55) * W
     x0 = ox + rng.uniform(0.0, W - w) + rng.uniform(-0.1, 0.1) * W
-    y0 = oy + rng.uniform(0.0, 0.05) * H
-    y1 = oy + rng.uniform(0.28, 0.38) * H
+    y0 = oy + rng.uniform(0.0, 0.03) * H
+    y1 = oy + rng.uniform(0.2, 0.28) * H
     slant = rng.uniform(0, 0.06) * W
     outline = np.array([[x0 + slant, y0], [x0 + w - slant, y0], [x0 + w, y1], [x0, y1]])
     backdrop = SceneObject(outline, tuple(float(c) for c in rng.uniform(40, 140, 3)),
@@ -318,7 +318,7 @@ def _sample_crowd(rng: np.random.Generator, scene: Scene, h_lo: float) -> Crowd:
     rows = 2
     for r in range(rows):
         gy = y0 + (y1 - y0) * (0.55 + 0.45 * r)
-        unit = rng.uniform(0.11, 0.16) * H * (0.85 + 0.15 * r)
+        unit = rng.uniform(0.09, 0.12) * H * (0.85 + 0.15 * r)
         count = max(2, int(w / (unit * 0.35)))
         for c in range(count):
             fx = x0 + (c + rng.uniform(0.3, 0.7)) * w / count
@@ -481,7 +481,7 @@ def _annotate(scene: Scene, i: int, g: PersonGeometry, layer: Layer | None, ids:
         track_id=i,
         bbox=(round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)),
         bbox_head=tuple(round(v, 2) for v in hb),
-        extra={"_full_keypoints": full, "_pelvis": tuple(float(v) for v in g.pts[PELVIS])},
+        extra={"_full_keypoints": full},  # "_" keys stay in memory (the PoseTrack writer skips them)
     )
 
 

@@ -3,7 +3,7 @@ continuous functions of time, giving 3D body points that `synthetic_render` proj
 
 Why continuous time: motion blur averages a person over sub-frame instants, so every pose must be defined between
 frames too. Body coordinates use body height = 1, x = the person's LEFT, y = DOWN, z = FORWARD.
-Motion is deliberately fast and non-linear (limb periods of 4-18 frames, speed changes, turns) so that a pose 3
+Motion is deliberately fast and non-linear (limb periods of 4-16 frames, speed changes, turns) so that a pose 3
 frames away from a label cannot be guessed by interpolating labels 7 frames apart.
 """
 
