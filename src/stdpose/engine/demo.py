@@ -7,6 +7,7 @@ demo again (or after an interruption) continues where it stopped instead of star
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,9 @@ def run_demo(out_dir: str | Path = "outputs", config: str | Path = "configs/synt
     _say(f"propagating labels kept every {interval} frames (PoseWarper protocol) on {len(val_videos)} held-out "
          f"videos with {', '.join(propagators)}")
     outputs: dict[str, list] = {}
+    # Every method would repeat the same notes about people entering/leaving between labels; say it once here.
+    logging.getLogger("stdpose.data.tracks").setLevel(logging.ERROR)
+    _say("people present in only one of two labels are propagated up to the gap's midpoint (docs/baselines.md)")
     results = evaluate_propagators(val_videos, lambda v: VideoFrames(v, data_dir), propagators, interval,
                                    protocol="posewarper", outputs=outputs)
     seconds["propagate+evaluate"] = time.perf_counter() - t0
