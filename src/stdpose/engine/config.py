@@ -70,8 +70,9 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
 
 SPLIT_KEYS: dict[str, Any] = {"annotations": None, "image_root": None}
 
-# Data keys the engine knows with their defaults; `augment` is checked against AugmentConfig when available.
-DATA_DEFAULTS: dict[str, Any] = {
+# The data keys and defaults are PoseDataModule's (stdpose.data.dataset.DATA_KEYS); `augment` is checked against
+# AugmentConfig. This copy is only the fallback for when the data package cannot be imported.
+_DATA_FALLBACK: dict[str, Any] = {
     "train": None,
     "val": None,
     "task": "propagation",
@@ -80,10 +81,22 @@ DATA_DEFAULTS: dict[str, Any] = {
     "sigma": 2.0,
     "batch_size": 32,
     "val_batch_size": None,
-    "num_workers": 4,
+    "num_workers": 2,
     "crop": "key",
     "augment": None,
+    "enlarge": 1.25,
+    "val_protocol": "sparse",
+    "pin_memory": False,
 }
+
+
+def data_defaults() -> dict[str, Any]:
+    """Allowed `data:` keys with their defaults, as PoseDataModule defines them."""
+    try:
+        from stdpose.data.dataset import DATA_KEYS
+    except ImportError:  # pragma: no cover - the data package is part of stdpose
+        return copy.deepcopy(_DATA_FALLBACK)
+    return copy.deepcopy(dict(DATA_KEYS))
 
 TOP_LEVEL_KEYS = ("description", "output_dir", "model", "data", "optim", "trainer", "checkpoint")
 
@@ -236,7 +249,7 @@ def _validate_model(model: dict, data: dict) -> dict:
 
 
 def _validate_data(data: dict) -> dict:
-    out = _fill(data, DATA_DEFAULTS, "data.")
+    out = _fill(data, data_defaults(), "data.")
     for split in ("train", "val"):
         value = out[split]
         if value is None:
@@ -270,6 +283,10 @@ def _validate_data(data: dict) -> dict:
     _require_int(out, "num_workers", "data.", minimum=0)
     if out["crop"] not in ("key", "segment"):
         raise ConfigError(f"data.crop must be 'key' or 'segment'; got {out['crop']!r}")
+    if "val_protocol" in out and out["val_protocol"] not in ("sparse", "posewarper"):
+        raise ConfigError(f"data.val_protocol must be 'sparse' or 'posewarper'; got {out['val_protocol']!r}")
+    if "enlarge" in out:
+        _require_number(out, "enlarge", "data.", minimum=0.0, exclusive=True)
     augment = out["augment"]
     if augment is not None:
         if not isinstance(augment, dict):

@@ -13,7 +13,10 @@ Output layout under `output_dir`:
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,11 +130,12 @@ def build_trainer(cfg: dict, output_dir: str | Path, extra_callbacks: list[pl.Ca
         accumulate_grad_batches=tr["accumulate_grad_batches"],
         gradient_clip_val=tr["gradient_clip_val"],
         log_every_n_steps=tr["log_every_n_steps"],
-        val_check_interval=None if tr["val_check_interval"] == 1.0 else tr["val_check_interval"],
+        val_check_interval=_fraction_or_none(tr["val_check_interval"]),
         check_val_every_n_epoch=tr["check_val_every_n_epoch"],
-        # None = Lightning's default (all batches) without its "100% of the batches will be used" notices
-        limit_train_batches=None if tr["limit_train_batches"] == 1.0 else tr["limit_train_batches"],
-        limit_val_batches=None if tr["limit_val_batches"] == 1.0 else tr["limit_val_batches"],
+        # None = Lightning's default (all batches) without its "100% of the batches will be used" notices.
+        # An int is a number of batches (1 = one batch), a float a fraction (1.0 = all).
+        limit_train_batches=_fraction_or_none(tr["limit_train_batches"]),
+        limit_val_batches=_fraction_or_none(tr["limit_val_batches"]),
         num_sanity_val_steps=tr["num_sanity_val_steps"],
         deterministic=tr["deterministic"],
         enable_progress_bar=tr["enable_progress_bar"],
@@ -149,6 +153,10 @@ def build_trainer(cfg: dict, output_dir: str | Path, extra_callbacks: list[pl.Ca
         # MisconfigurationException is a ValueError subclass: unsupported precision on CPU, missing GPUs, ...
         keys = "trainer.accelerator, trainer.devices, trainer.num_nodes, trainer.strategy, trainer.precision"
         raise ConfigError(f"the trainer settings are not usable here ({keys}): {err}") from None
+
+
+def _fraction_or_none(value: int | float) -> int | float | None:
+    return None if isinstance(value, float) and value == 1.0 else value
 
 
 def find_resume_checkpoint(output_dir: str | Path) -> Path | None:
@@ -191,6 +199,19 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def check_data_paths(data: dict) -> None:
+    """DataError before anything heavy starts when a configured annotation file/folder or image root is missing."""
+    for split in ("train", "val"):
+        spec = data.get(split)
+        if not spec:
+            continue
+        for key in ("annotations", "image_root"):
+            path = Path(spec[key])
+            if not path.exists():
+                raise DataError(path, f"not found (data.{split}.{key}; relative paths start from the current "
+                                      f"directory {Path.cwd()})")
+
+
 def build_datamodule(cfg: dict) -> pl.LightningDataModule:
     """The project's PoseDataModule for the `data:` section, wrapped so training order is seeded per epoch."""
     from stdpose.data.dataset import PoseDataModule
@@ -198,6 +219,7 @@ def build_datamodule(cfg: dict) -> pl.LightningDataModule:
 
     if not cfg["data"].get("train"):
         raise ConfigError("data.train is required for training: {annotations: PATH, image_root: PATH}")
+    check_data_paths(cfg["data"])
     return SeededDataModule(PoseDataModule(datamodule_config(cfg["data"])), seed=cfg["trainer"]["seed"])
 
 
@@ -211,9 +233,10 @@ def train(cfg: dict, resume: str | None = None, output_dir: str | Path | None = 
     """Train the experiment `cfg` (from load_config); `resume` is None, 'auto' or a checkpoint path."""
     from stdpose.engine.lit import StdposeModule
 
-    output_dir = Path(output_dir or cfg["output_dir"])
+    output_dir = Path(output_dir or cfg["output_dir"]).absolute()
     cfg = {**cfg, "output_dir": str(output_dir)}
     ckpt_path = resolve_resume(resume, output_dir)
+    quiet_lightning()
     pl.seed_everything(cfg["trainer"]["seed"], workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = StdposeModule(cfg)
@@ -221,6 +244,7 @@ def train(cfg: dict, resume: str | None = None, output_dir: str | Path | None = 
     if trainer.is_global_zero:
         atomic_write_text(output_dir / "config.yaml", dump_config(cfg))
     interrupted = False
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     except SystemExit:
@@ -228,6 +252,9 @@ def train(cfg: dict, resume: str | None = None, output_dir: str | Path | None = 
         if not trainer.interrupted:
             raise
         interrupted = True
+    finally:
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
     ckpt_dir = output_dir / CHECKPOINT_DIR
     best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
@@ -243,6 +270,19 @@ def train(cfg: dict, resume: str | None = None, output_dir: str | Path | None = 
         interrupted=interrupted or trainer.interrupted,
         metrics=metrics,
     )
+
+
+class _DropNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's advertising tip and a torch/Lightning version deprecation notice that users cannot act on."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropNotice) for f in logger.filters):
+        logger.addFilter(_DropNotice())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def world_info() -> str:

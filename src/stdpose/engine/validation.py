@@ -120,8 +120,10 @@ def build_videos(
         )
     gt_out, pred_out = [], []
     for vi, video in enumerate(gt_videos):
+        # frames that are not evaluated become unlabeled and empty (not "labeled frames without predictions")
         frames = [
-            dataclasses.replace(fr, is_labeled=fr.is_labeled and (vi, fr.index) in evaluated) for fr in video.frames
+            fr if (vi, fr.index) in evaluated else dataclasses.replace(fr, is_labeled=False, persons=[])
+            for fr in video.frames
         ]
         gt_out.append(dataclasses.replace(video, frames=frames))
         pred_frames = [

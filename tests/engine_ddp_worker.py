@@ -1,0 +1,60 @@
+"""Helper script for test_engine_ddp.py (not a test module): train a few steps with 2-process DDP on CPU (gloo).
+
+Lightning's DDP launcher starts rank 1 by running this same script again with LOCAL_RANK=1. Each rank writes its
+final weights and the samples it trained on to OUT/rank<r>.pt.
+usage: python engine_ddp_worker.py DATA_DIR OUT_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest_engine import REPO, tiny_overrides  # noqa: E402
+
+from stdpose.engine.config import load_config  # noqa: E402
+from stdpose.engine.trainer import train  # noqa: E402
+
+
+class _Record(pl.Callback):
+    """Keep the (video, frame, person) of every training sample and the initial weights of this rank."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, int, int]] = []
+        self.initial: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer, module) -> None:
+        self.initial = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        meta = batch["meta"]
+        self.samples += list(zip(meta["video_index"].tolist(), meta["frame_index"].tolist(),
+                                 meta["person_index"].tolist()))
+
+    def on_fit_end(self, trainer, module) -> None:
+        out = Path(trainer.default_root_dir)
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        torch.save({"state": state, "initial": self.initial, "samples": self.samples,
+                    "global_step": trainer.global_step, "world_size": trainer.world_size},
+                   out / f"rank{trainer.global_rank}.pt")
+
+
+def main(data_dir: str, out_dir: str) -> None:
+    overrides = tiny_overrides(Path(data_dir), {
+        "trainer.devices": 2,
+        "trainer.strategy": "ddp",
+        "trainer.max_epochs": 1,
+        "trainer.limit_train_batches": 3,
+        "trainer.limit_val_batches": 2,
+    })
+    cfg = load_config(REPO / "configs" / "synthetic_demo.yaml", overrides)
+    result = train(cfg, output_dir=out_dir, extra_callbacks=[_Record()])
+    print(f"rank finished: global_step={result.global_step} interrupted={result.interrupted}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
