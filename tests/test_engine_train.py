@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,7 @@ def test_resume_arguments(tmp_path):
     ckpt.write_bytes(b"x")
     assert resolve_resume("auto", tmp_path) == ckpt
     assert resolve_resume(str(tmp_path), tmp_path / "elsewhere") == ckpt
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"  # Lightning's SLURM requeue checkpoint, newer than last.ckpt
+    hpc.write_bytes(b"x")
+    os.utime(ckpt, (1000, 1000))
+    assert find_resume_checkpoint(tmp_path) == hpc

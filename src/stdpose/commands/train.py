@@ -96,14 +96,22 @@ def run(args: argparse.Namespace) -> int:
     if result.last_checkpoint:
         _say(f"last checkpoint: {result.last_checkpoint}")
     if result.best_checkpoint:
-        _say(f"best checkpoint: {result.best_checkpoint} (val/mAP {result.best_score:.2f})")
+        _say(f"best checkpoint: {result.best_checkpoint} ({cfg['checkpoint']['monitor']} {result.best_score:.2f})")
     _say(f"TensorBoard logs: {result.log_dir}  (tensorboard --logdir {result.log_dir})")
     return 130 if result.interrupted else 0
 
 
-def _say(text: str) -> None:
-    """Print from the main process only (DDP workers started by Lightning run this command too)."""
+def _is_main_process() -> bool:
+    """False in the extra processes of a DDP run (started by Lightning, torchrun or srun with this same command)."""
     import os
 
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+    for var in ("RANK", "SLURM_PROCID"):
+        if var in os.environ:
+            return os.environ[var] == "0"
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def _say(text: str) -> None:
+    """Print from the main process only."""
+    if _is_main_process():
         print(f"stdpose train: {text}", flush=True)

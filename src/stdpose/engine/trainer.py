@@ -160,9 +160,12 @@ def _fraction_or_none(value: int | float) -> int | float | None:
 
 
 def find_resume_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest of checkpoints/{last,interrupted,step-last}.ckpt under `output_dir` (by modification time)."""
-    ckpt_dir = Path(output_dir) / CHECKPOINT_DIR
+    """The newest (by modification time) of checkpoints/{last,interrupted,step-last}.ckpt under `output_dir` and
+    the hpc_ckpt_N.ckpt that Lightning writes there when SLURM signals a requeue (SIGUSR1)."""
+    output_dir = Path(output_dir)
+    ckpt_dir = output_dir / CHECKPOINT_DIR
     found = [p for p in (ckpt_dir / LAST, ckpt_dir / INTERRUPTED, ckpt_dir / "step-last.ckpt") if p.is_file()]
+    found += [p for p in output_dir.glob("hpc_ckpt_*.ckpt") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
