@@ -224,13 +224,13 @@ def test_predict_command_on_annotation_folder_with_detections_and_eval(synthetic
     printed = capsys.readouterr().out
     assert "Mean" in printed and "below --box-threshold 0.2" in printed
     gt = read_annotations(synthetic / "annotations" / "val")
-    files = sorted(p.name for p in out.glob("*.json") if p.name != "map.json")
+    files = sorted(p.name for p in out.glob("*.json"))
     assert files == sorted(f"{v.name}.json" for v in gt)
     preds = read_annotations(out / files[0])[0]
     assert sum(len(f.persons) for f in preds.frames) > 0
     person = next(p for f in preds.frames for p in f.persons)
     assert person.scores is not None and person.propagated and person.bbox is not None
-    table = json.loads((out / "map.json").read_text())
+    table = json.loads((tmp_path / "preds.map.json").read_text())
     assert table["flip_test"] is True and table["oks_nms"] == 0.9 and table["videos"] == len(gt)
 
 

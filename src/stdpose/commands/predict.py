@@ -24,7 +24,7 @@ default 0.2, are dropped) or --gt-boxes LABELS (the annotated persons' boxes, sc
 Output (--out): PoseTrack18 JSON. A path ending in .json gets every video in one file, otherwise a folder with
 one <video>.json per video. Each person: 17 keypoints (v = 1), per-keypoint "scores" = heatmap maximum x box
 score, "score", "bbox", "propagated": true. --eval GT prints the PoseTrack mAP table (Head ... Ankle, Mean) and
-writes it as JSON beside the output (<out>.map.json or <out>/map.json).
+writes it as JSON beside the output (<out>.map.json for a file, <folder>.map.json for a folder).
 
 Switches (docs/estimation.md has measured effects):
   --flip-test     also run the mirrored crops and average the heatmaps (2x compute; usually +0.5..1.5 mAP)
@@ -217,7 +217,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"none of the predicted videos is in --eval {args.eval} (names differ)")
         result = evaluate_posetrack([g for g, _ in pairs], [p for _, p in pairs], strict=False)
         print(result.format_table(title=f"PoseTrack mAP, {len(pairs)} video(s)", label="STDPose"))
-        target = out.with_suffix(".map.json") if out.suffix.lower() == ".json" else out / "map.json"
+        # beside the output, never inside an output folder (it would be read back as a prediction file)
+        is_file = out.suffix.lower() == ".json"
+        target = out.with_suffix(".map.json") if is_file else out.with_name(out.name + ".map.json")
         atomic_write_json(target, {"videos": len(pairs), "flip_test": args.flip_test, "oks_nms": args.oks_nms,
                                    "box_threshold": args.box_threshold, **result.to_dict()}, indent=1)
         print(f"  mAP table -> {target}")
