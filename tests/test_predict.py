@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest_engine import tiny_synthetic  # noqa: F401
+from conftest_engine import tiny_synthetic_dir
 from torch import nn
 
 from stdpose.data.posetrack import Detection
@@ -205,9 +205,9 @@ def _checkpoint(path: Path, data_dir: Path, task: str = "estimation") -> Path:
     return path
 
 
-@pytest.fixture()
-def synthetic(tiny_synthetic):  # noqa: F811
-    return tiny_synthetic
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory):
+    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def test_predict_command_on_annotation_folder_with_detections_and_eval(synthetic, tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_engine import tiny_overrides, tiny_synthetic  # noqa: F401
+from conftest_engine import tiny_overrides, tiny_synthetic_dir
 
 from stdpose.data.records import Frame, Person, Video
 from stdpose.engine.pseudolabel import (
@@ -24,6 +24,11 @@ from stdpose.skeleton import EVALUATED_SLOTS, NUM_SLOTS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "pseudolabel_synthetic.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def _person(x: float, track: int, scores: np.ndarray | None = None, propagated: bool = False) -> Person:
@@ -133,7 +138,7 @@ def _tiny(data_dir: Path) -> list[str]:
     return out
 
 
-def test_pipeline_runs_every_stage_then_resumes_and_refuses_stale_outputs(tiny_synthetic, tmp_path, capsys):  # noqa: F811
+def test_pipeline_runs_every_stage_then_resumes_and_refuses_stale_outputs(tiny_synthetic, tmp_path, capsys):
     from stdpose.cli import main
     from stdpose.data.posetrack import read_annotations
 
@@ -174,7 +179,7 @@ def test_pipeline_runs_every_stage_then_resumes_and_refuses_stale_outputs(tiny_s
     assert (out / "propagation" / "stage.json").read_text() == before
 
 
-def test_labels_only_baseline_skips_propagation(tiny_synthetic, tmp_path):  # noqa: F811
+def test_labels_only_baseline_skips_propagation(tiny_synthetic, tmp_path):
     from stdpose.cli import main
 
     out = tmp_path / "labels"
