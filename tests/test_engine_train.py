@@ -53,6 +53,25 @@ def test_every_config_trains_one_step_on_cpu(path, tiny_synthetic, tmp_path):
     assert (tmp_path / "run" / "config.yaml").is_file()
 
 
+@pytest.mark.parametrize(
+    "extra, steps",
+    [
+        ({"trainer__precision": "bf16-mixed"}, 4),  # the autocast path (on GPU: 16-mixed / bf16-mixed)
+        ({"trainer__accumulate_grad_batches": 2, "optim__warmup_steps": 2}, 2),  # 4 batches, 2 optimizer steps
+    ],
+    ids=["bf16-mixed", "accumulate2"],
+)
+def test_precision_and_gradient_accumulation(extra, steps, tiny_synthetic, tmp_path):
+    cfg = _config(DEMO, tiny_synthetic, trainer__max_epochs=1, trainer__limit_train_batches=4,
+                  trainer__limit_val_batches=1, **extra)
+    result = train(cfg, output_dir=tmp_path / "run")
+    assert result.global_step == steps
+    assert torch.isfinite(torch.tensor(result.metrics["train/loss"]))
+    ckpt = _load(result.last_checkpoint)
+    if "optim__warmup_steps" in extra:  # warmup counts optimizer steps, not batches: done after 2 steps
+        assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(cfg["optim"]["lr"])
+
+
 @pytest.fixture(scope="module")
 def validated_run(tiny_synthetic, tmp_path_factory):
     """Two short epochs of the demo config with the full validation set."""

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest_engine import REPO, tiny_overrides, tiny_synthetic_dir
+from conftest_engine import REPO, data_overrides, tiny_overrides, tiny_synthetic_dir
 
 from stdpose.cli import main
 
@@ -67,6 +67,15 @@ def test_missing_annotations_are_reported_without_traceback(capsys, tmp_path):
                         "trainer.enable_progress_bar=false")
     assert code == 2
     assert "missing" in err and "Traceback" not in err
+
+
+def test_unusable_trainer_settings_are_a_config_error(capsys, tiny_synthetic, tmp_path):
+    data = data_overrides(tiny_synthetic)
+    code, _, err = _run(capsys, str(DEMO), "--output-dir", str(tmp_path), "--set", *data,
+                        "trainer.accelerator=gpu", "trainer.devices=8")
+    assert code == 2 and "trainer settings are not usable here" in err and "Traceback" not in err
+    code, _, err = _run(capsys, str(DEMO), "--output-dir", str(tmp_path), "--set", *data, "trainer.strategy=fancy")
+    assert code == 2 and "fancy" in err
 
 
 def test_resume_from_a_missing_checkpoint(capsys, tmp_path):

@@ -24,6 +24,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 
 from stdpose.atomic import atomic_path, atomic_write_text
@@ -149,8 +150,8 @@ def build_trainer(cfg: dict, output_dir: str | Path, extra_callbacks: list[pl.Ca
     )
     try:
         return pl.Trainer(**kwargs)
-    except (ValueError, TypeError, RuntimeError) as err:
-        # MisconfigurationException is a ValueError subclass: unsupported precision on CPU, missing GPUs, ...
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError) as err:
+        # no GPU for accelerator=gpu, unknown strategy, bad device list, ...
         keys = "trainer.accelerator, trainer.devices, trainer.num_nodes, trainer.strategy, trainer.precision"
         raise ConfigError(f"the trainer settings are not usable here ({keys}): {err}") from None
 
