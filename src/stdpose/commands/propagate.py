@@ -65,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for --method stdpose (cpu, cuda, cuda:1)")
     parser.add_argument("--batch-size", type=int, default=32, help="person crops per network call (stdpose)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the library's log messages (the notes below the summary say the same)")
 
 
 def _pick_video(videos: list, name: str | None, path: str):
@@ -128,6 +130,21 @@ def _build_propagator(args: argparse.Namespace, detections):
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
+    # The library logs each unusual case as it meets it; this command prints them once, as notes, at the end.
+    logger = logging.getLogger("stdpose")
+    level = logger.level
+    logger.setLevel(logging.INFO if args.verbose else logging.ERROR)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    finally:
+        logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
     from stdpose.data.posetrack import read_annotations
     from stdpose.data.video import ImageListReader, open_frames
     from stdpose.engine.propagate import AlignedFrames, align_labels, reference_size, restore_alignment
