@@ -3,7 +3,7 @@ propagated pseudo-labels, versus the same labels alone, versus all labels - prin
 benchmarks/results/pseudolabels.{md,json,png}.
 
 Usage:
-    python benchmarks/pseudolabels.py                 # full run (bench preset; about 35-50 min on 2 CPU cores)
+    python benchmarks/pseudolabels.py                 # full run (bench preset; about 40 min on one CPU core)
     python benchmarks/pseudolabels.py --quick         # smoke run: tiny preset, a few steps, results under --work
     python benchmarks/pseudolabels.py --steps 400 --intervals 7 2
 
@@ -17,7 +17,7 @@ What it does:
    and the PoseTrack mAP (`evaluate_posetrack`); pseudo-label quality is the pipeline's own measurement (mAP of
    the pseudo-labels against the dropped human labels of the training windows).
 
-Training (benchmark-sized, the same for every condition so only the labels differ): nano ViT at 128x96, the same
+Training (benchmark-sized, the same for every condition so only the labels differ): nano ViT at 96x72, the same
 number of optimizer steps for every model (--steps, --prop-steps), batch 16, AdamW lr 1e-3 with 100 warmup steps
 and no decay (the engine's milestones are in epochs, whose length differs between conditions), mild augmentation
 (scale 0.8-1.2, rotation +-20 deg with p 0.3, flip; no half-body). Propagation models use segment crops. No
@@ -251,20 +251,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--intervals", type=int, nargs="+", default=None, help="T values (default 7 4 2)")
     p.add_argument("--middle-frames", type=int, default=30, help="label window per training video (paper: 30)")
     p.add_argument("--backbone", default="nano")
-    p.add_argument("--input-size", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
+    p.add_argument("--input-size", type=int, nargs=2, default=[96, 72], metavar=("H", "W"))
     p.add_argument("--sigma", type=float, default=1.5)
-    p.add_argument("--steps", type=int, default=None, help="estimation training steps (default 600)")
-    p.add_argument("--prop-steps", type=int, default=None, help="propagation training steps (default 600)")
+    p.add_argument("--steps", type=int, default=None, help="estimation training steps (default 1000)")
+    p.add_argument("--prop-steps", type=int, default=None, help="propagation training steps (default 800)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-videos", type=int, default=None, help="evaluate on the first N val videos (default all)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: more threads than free cores slows torch down many times)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.preset = args.preset or ("tiny" if args.quick else "bench")
     args.intervals = args.intervals or ([4] if args.quick else [7, 4, 2])
-    args.steps = args.steps or (4 if args.quick else 600)
-    args.prop_steps = args.prop_steps or (4 if args.quick else 600)
+    args.steps = args.steps or (4 if args.quick else 1000)
+    args.prop_steps = args.prop_steps or (4 if args.quick else 800)
     if args.quick:
         args.middle_frames = min(args.middle_frames, 14)
         args.input_size = [64, 48]
