@@ -70,33 +70,13 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
 
 SPLIT_KEYS: dict[str, Any] = {"annotations": None, "image_root": None}
 
-# The data keys and defaults are PoseDataModule's (stdpose.data.dataset.DATA_KEYS); `augment` is checked against
-# AugmentConfig. This copy is only the fallback for when the data package cannot be imported.
-_DATA_FALLBACK: dict[str, Any] = {
-    "train": None,
-    "val": None,
-    "task": "propagation",
-    "interval": 7,
-    "input_size": [256, 192],
-    "sigma": 2.0,
-    "batch_size": 32,
-    "val_batch_size": None,
-    "num_workers": 2,
-    "crop": "key",
-    "augment": None,
-    "enlarge": 1.25,
-    "val_protocol": "sparse",
-    "pin_memory": False,
-}
-
 
 def data_defaults() -> dict[str, Any]:
     """Allowed `data:` keys with their defaults, as PoseDataModule defines them."""
-    try:
-        from stdpose.data.dataset import DATA_KEYS
-    except ImportError:  # pragma: no cover - the data package is part of stdpose
-        return copy.deepcopy(_DATA_FALLBACK)
+    from stdpose.data.dataset import DATA_KEYS
+
     return copy.deepcopy(dict(DATA_KEYS))
+
 
 TOP_LEVEL_KEYS = ("description", "output_dir", "model", "data", "optim", "trainer", "checkpoint")
 
@@ -202,17 +182,11 @@ def _fill(section: dict, defaults: dict, where: str) -> dict:
     return out
 
 
-def _dataclass_fields(module: str, name: str) -> list[str] | None:
-    """Field names of dataclass `module.name`, or None when that module cannot be imported (not built yet)."""
+def _dataclass_fields(module: str, name: str) -> list[str]:
+    """Field names of the dataclass `module.name` (the allowed keys of a config section)."""
     import importlib
 
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls)]
-    return None
+    return [f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))]
 
 
 def validate_config(cfg: dict, source: str = "config") -> dict:
@@ -235,9 +209,7 @@ def validate_config(cfg: dict, source: str = "config") -> dict:
 
 def _validate_model(model: dict, data: dict) -> dict:
     """Check the model keys against ModelConfig; its input size is the data's (set once, in data.input_size)."""
-    fields = _dataclass_fields("stdpose.model.config", "ModelConfig")
-    if fields is not None:
-        check_keys(model, fields, "model.")
+    check_keys(model, _dataclass_fields("stdpose.model.config", "ModelConfig"), "model.")
     out = copy.deepcopy(model)
     if "input_size" in out and list(out["input_size"] or []) != data["input_size"]:
         raise ConfigError(f"model.input_size {out['input_size']!r} differs from data.input_size {data['input_size']}; "
@@ -291,11 +263,7 @@ def _validate_data(data: dict) -> dict:
     if augment is not None:
         if not isinstance(augment, dict):
             raise ConfigError(f"data.augment must be a mapping of augmentation settings; got {augment!r}")
-        fields = _dataclass_fields("stdpose.data.transforms", "AugmentConfig") or _dataclass_fields(
-            "stdpose.data.dataset", "AugmentConfig"
-        )
-        if fields is not None:
-            check_keys(augment, fields, "data.augment.")
+        check_keys(augment, _dataclass_fields("stdpose.data.transforms", "AugmentConfig"), "data.augment.")
     return out
 
 
