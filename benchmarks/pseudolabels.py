@@ -17,6 +17,11 @@ What it does:
    and the PoseTrack mAP (`evaluate_posetrack`); pseudo-label quality is the pipeline's own measurement (mAP of
    the pseudo-labels against the dropped human labels of the training windows).
 
+Pretraining (the analogue of the paper's COCO-pretrained ViTPose-B): a single-frame pose model (variant a: ViT +
+head) is trained on OTHER synthetic videos (the same preset with seed + 1, never the benchmark's train or val
+videos); its backbone and deconvolution layers initialise every model of every condition, the final 1x1 layer and
+the temporal modules start fresh (`model.pretrained`). --pretrain-steps 0 trains every model from scratch.
+
 Training (benchmark-sized, the same for every condition so only the labels differ): nano ViT at 96x72, the same
 number of optimizer steps for every model (--steps, --prop-steps), batch 16, AdamW lr 1e-3 with 100 warmup steps
 and no decay (the engine's milestones are in epochs, whose length differs between conditions), mild augmentation
@@ -94,6 +99,8 @@ def overrides(args: argparse.Namespace, data_dir: Path, cond: dict[str, Any]) ->
             f"{stage}.trainer.log_every_n_steps=20",
         ]
     items.append("propagation.data.crop=segment")
+    if args.pretrained is not None:
+        items += [f"{stage}.model.pretrained={args.pretrained}" for stage in ("propagation", "estimation")]
     return items
 
 
@@ -107,6 +114,51 @@ def ensure_data(preset: str, seed: int, data_dir: Path, progress: bool) -> Path:
         log.info("generating the %s synthetic data set in %s", preset, data_dir)
         generate_dataset(data_dir, preset, seed=seed, progress=progress)
     return data_dir
+
+
+def pretrain(args: argparse.Namespace) -> Path | None:
+    """Backbone + deconv layers of a single-frame model trained on other synthetic videos (see the module doc);
+    reused when a previous run left one with the same settings. None with --pretrain-steps 0."""
+    import torch
+
+    from stdpose.engine.config import load_config
+    from stdpose.engine.trainer import train
+
+    if args.pretrain_steps <= 0:
+        return None
+    folder = args.work / "pretrain"
+    target = folder / "backbone_head.pth"
+    settings = {"preset": args.preset, "seed": args.seed + 1, "steps": args.pretrain_steps,
+                "backbone": args.backbone, "input_size": list(args.input_size), "sigma": args.sigma,
+                "batch_size": args.batch_size, "lr": args.lr}
+    stamp = folder / "settings.json"
+    if target.exists() and stamp.exists() and json.loads(stamp.read_text()) == settings:
+        return target
+    data_dir = ensure_data(args.preset, args.seed + 1, args.pretrain_data.resolve(), not args.no_progress)
+    h, w = args.input_size
+    overrides = [
+        f"data.train={{annotations: {data_dir}/annotations/train, image_root: {data_dir}}}",
+        f"data.val={{annotations: {data_dir}/annotations/val, image_root: {data_dir}}}",
+        f"model.backbone={args.backbone}", "model.variant=a", f"data.input_size=[{h},{w}]",
+        f"data.sigma={args.sigma}", f"data.batch_size={args.batch_size}", "data.num_workers=0",
+        f"data.augment={AUGMENT}", f"optim.lr={args.lr}", f"optim.warmup_steps={min(WARMUP, args.pretrain_steps)}",
+        "optim.milestones=[100000]", f"trainer.max_steps={args.pretrain_steps}", "trainer.max_epochs=100000",
+        "trainer.limit_val_batches=0", "trainer.accelerator=cpu", "trainer.devices=1", f"trainer.seed={args.seed}",
+        f"trainer.enable_progress_bar={'false' if args.no_progress else 'true'}", "trainer.log_every_n_steps=20",
+    ]
+    cfg = load_config(REPO / "configs" / "synthetic_estimation.yaml", overrides)
+    print(f"== pretraining a single-frame model on {data_dir} ({args.pretrain_steps} steps)", flush=True)
+    start = time.perf_counter()
+    result = train(cfg, output_dir=folder / "run")
+    ckpt = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
+    # backbone + deconv layers; the final 1x1 layer would be read as COCO-ordered and reshuffled by the loader
+    weights = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()
+               if k.startswith(("model.backbone.", "model.head.")) and not k.startswith("model.head.final_layer.")}
+    with atomic_path(target) as tmp:
+        torch.save(weights, tmp)
+    atomic_write_json(stamp, settings, indent=1)
+    atomic_write_json(folder / "timing.json", {"seconds": round(time.perf_counter() - start, 1)}, indent=1)
+    return target
 
 
 def run_condition(args: argparse.Namespace, data_dir: Path, cond: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +227,11 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, meta: dict[st
         f"Data: synthetic `{args.preset}` preset (seed {args.seed}); each training video contributes its "
         f"{args.middle_frames} middle labeled frames, of which every T-th keeps its label. Models: {args.backbone} "
         f"ViT at {args.input_size[0]}x{args.input_size[1]}, {args.steps} estimation steps and {args.prop_steps} "
-        f"propagation steps (batch {args.batch_size}) for every model. Evaluation: PoseTrack mAP on "
+        f"propagation steps (batch {args.batch_size}) for every model, "
+        + (f"initialised from a single-frame model pretrained for {args.pretrain_steps} steps on other synthetic "
+           f"videos (seed {args.seed + 1}; the analogue of the paper's COCO-pretrained ViTPose-B)"
+           if args.pretrain_steps > 0 else "trained from scratch")
+        + ". Evaluation: PoseTrack mAP on "
         f"{meta['val_videos']} val videos ({meta['val_images']} frames) with ground-truth boxes, no flip test.",
         f"Produced by `python benchmarks/pseudolabels.py{' --quick' if args.quick else ''}` in "
         f"{meta['total_minutes']:.1f} min on {meta['machine']}.",
@@ -255,6 +311,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sigma", type=float, default=1.5)
     p.add_argument("--steps", type=int, default=None, help="estimation training steps (default 1000)")
     p.add_argument("--prop-steps", type=int, default=None, help="propagation training steps (default 800)")
+    p.add_argument("--pretrain-steps", type=int, default=None,
+                   help="steps of the single-frame pretraining on other videos (default 1500; 0: from scratch)")
+    p.add_argument("--pretrain-data", type=Path, default=None,
+                   help="pretraining videos (default outputs/synthetic_<preset>_seed<seed+1>)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-videos", type=int, default=None, help="evaluate on the first N val videos (default all)")
@@ -266,6 +326,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.intervals = args.intervals or ([4] if args.quick else [7, 4, 2])
     args.steps = args.steps or (4 if args.quick else 1000)
     args.prop_steps = args.prop_steps or (4 if args.quick else 800)
+    if args.pretrain_steps is None:
+        args.pretrain_steps = 4 if args.quick else 1500
     if args.quick:
         args.middle_frames = min(args.middle_frames, 14)
         args.input_size = [64, 48]
@@ -273,6 +335,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.work = args.work or Path("outputs/bench_pseudolabels" + ("_quick" if args.quick else ""))
     args.out = args.out or (args.work / "results" if args.quick else REPO / "benchmarks" / "results")
     args.data = args.data or Path(f"outputs/synthetic_{args.preset}")
+    args.pretrain_data = args.pretrain_data or Path(f"outputs/synthetic_{args.preset}_seed{args.seed + 1}")
+    args.pretrained = None
     return args
 
 
@@ -287,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     data_dir = ensure_data(args.preset, args.seed, args.data.resolve(), not args.no_progress)
     args.work = args.work.resolve()
+    args.pretrained = pretrain(args)
     rows = []
     for cond in conditions(args.intervals):
         print(f"== {cond['name']}", flush=True)
