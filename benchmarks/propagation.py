@@ -8,18 +8,20 @@ Usage:
 
 What it does:
 1. makes the synthetic data set (`generate_dataset`, preset bench, seed 0) unless it exists;
-2. trains one small STDPose propagation model per ablation variant (same steps, data, seed and schedule) with
-   segment crops (`data.crop: segment`, the crop the propagator reuses backbone passes with), or loads the
-   checkpoint a previous run left in --work with the same settings;
+2. pretrains the single-frame part (ViT + head, variant (a)) on the train videos' key frames - the stand-in for
+   the paper's COCO-pretrained ViT, which we cannot download - then fine-tunes one model per ablation variant from
+   it (same steps, data, seed and schedule) with segment crops (`data.crop: segment`, the crop the propagator
+   reuses backbone passes with); or loads the checkpoints a previous run left in --work with the same settings;
 3. evaluates every method with the sparse-label protocol (`stdpose.engine.protocol.evaluate_propagators`,
    PoseWarper protocol) on the val videos: baselines nearest / linear / flow and the learned variants;
 4. measures backbone passes and time of the learned propagator with and without backbone reuse on the val videos;
 5. writes `<out>/propagation.md`, `propagation.json`, `propagation.png` (Table 1 chart) and `propagation_interval.png`.
 
-Training (benchmark-sized, not the paper's schedule): AdamW, lr 1e-3 with 100 warmup steps and cosine decay to 5%,
-batch 16, mild augmentation (scale 0.8-1.2, rotation +-20 deg with p 0.3, flip; no half-body), the loss of
-`StdposeLoss` (heatmap MSE, + MI terms for variant f). The checkpoints are `stdpose train`-compatible (a state dict
-under `model.` and the full experiment config), so `stdpose propagate --checkpoint` loads them.
+Training (benchmark-sized, not the paper's schedule): AdamW, lr 1e-3 (x0.5 on the pretrained backbone and head
+when fine-tuning) with 100 warmup steps and cosine decay to 5%, batch 16, mild augmentation (scale 0.8-1.2,
+rotation +-20 deg with p 0.3, flip; no half-body), the loss of `StdposeLoss` (heatmap MSE, + MI terms for variant
+f). The checkpoints are `stdpose train`-compatible (a state dict under `model.` and the full experiment config), so
+`stdpose propagate --checkpoint` loads them.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
         "backbone": args.backbone,
         "input_size": list(args.input_size),
         "interval": args.train_interval,
+        "pretrain_steps": args.pretrain_steps,
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -101,6 +104,7 @@ def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path) ->
 
 AUGMENT = {"rotation": 20.0, "rotation_prob": 0.3, "scale_range": [0.8, 1.2], "half_body": False}
 WARMUP = 100
+PRETRAINED_LR_SCALE = 0.5
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -114,8 +118,10 @@ def lr_factor(step: int, total: int, warmup: int = WARMUP, floor: float = 0.05) 
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool) -> tuple[torch.nn.Module, dict]:
-    """Train one model for `steps` optimizer steps; returns (model, info with loss curve and seconds)."""
+def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool,
+                  init: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train one model for `steps` optimizer steps, starting from the weights in `init` (backbone + head of the
+    pretrained single-frame model) when given; returns (model, info with loss curve and seconds)."""
     from torch.utils.data import DataLoader
 
     from stdpose.data.dataset import TripletDataset, collate_triplets
@@ -137,8 +143,21 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
                         collate_fn=collate_triplets, generator=gen)
     mcfg = model_config(cfg)
     model = build_model(mcfg).train()
+    groups = parameter_groups(model, cfg["optim"]["weight_decay"])
+    if init is not None:
+        missing = [k for k in init if k not in model.state_dict()]
+        if missing:
+            raise RuntimeError(f"pretrained weights do not fit: {missing[:3]}")
+        model.load_state_dict(init, strict=False)
+        pretrained = {id(p) for name, p in model.named_parameters() if name in init}
+        split = []
+        for g in groups:  # the pretrained parameters learn at PRETRAINED_LR_SCALE of the rate
+            old = [p for p in g["params"] if id(p) in pretrained]
+            new = [p for p in g["params"] if id(p) not in pretrained]
+            split += [{**g, "params": old, "lr_scale": PRETRAINED_LR_SCALE}, {**g, "params": new, "lr_scale": 1.0}]
+        groups = [g for g in split if g["params"]]
     criterion = StdposeLoss(mcfg)
-    optim = torch.optim.AdamW(parameter_groups(model, cfg["optim"]["weight_decay"]), lr=cfg["optim"]["lr"])
+    optim = torch.optim.AdamW(groups, lr=cfg["optim"]["lr"])
     base_lr = cfg["optim"]["lr"]
     losses: list[float] = []
     start = time.perf_counter()
@@ -153,7 +172,7 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
             if step >= steps:
                 break
             for group in optim.param_groups:
-                group["lr"] = base_lr * lr_factor(step, steps)
+                group["lr"] = base_lr * group.get("lr_scale", 1.0) * lr_factor(step, steps)
             out = model(batch["frames"], batch["aux_heatmaps"])
             loss = criterion(out, batch["target"], batch["target_weight"])["loss"]
             optim.zero_grad(set_to_none=True)
@@ -181,20 +200,48 @@ def save_checkpoint(model: torch.nn.Module, cfg: dict, settings: dict, info: dic
         torch.save(payload, tmp)
 
 
+def _saved_settings(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    return torch.load(path, map_location="cpu", weights_only=True).get("benchmark", {})
+
+
+def pretrained_weights(settings: dict, data_dir: Path, work: Path, retrain: bool, threads: int,
+                       progress: bool) -> tuple[dict[str, torch.Tensor], dict]:
+    """Backbone + head weights of the single-frame model (variant (a) trained from scratch for pretrain_steps),
+    the stand-in for the paper's COCO-pretrained ViT; trained once and kept in `work`."""
+    path = work / "propagation_pretrain.ckpt"
+    keys = ("preset", "seed", "backbone", "input_size", "interval", "pretrain_steps", "batch_size", "lr", "sigma")
+    wanted = {k: settings[k] for k in keys}
+    saved = _saved_settings(path)
+    if not retrain and saved.get("settings") == wanted:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        print(f"  pretrained single-frame model: loaded {path}", flush=True)
+        weights = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()}
+        return weights, saved["train"]
+    cfg = experiment_config(settings, "a", data_dir)
+    model, info = train_variant(cfg, settings["pretrain_steps"], settings["seed"], threads, progress)
+    save_checkpoint(model, cfg, wanted, info, path)
+    print(f"  pretrained single-frame model: {settings['pretrain_steps']} steps in {info['seconds']:.0f} s -> {path}",
+          flush=True)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, info
+
+
 def load_or_train(variant: str, settings: dict, data_dir: Path, work: Path, retrain: bool, threads: int,
-                  progress: bool) -> tuple[Any, dict, dict]:
-    """(model, config, train info) of one variant: the checkpoint in `work` when its settings match, else train."""
+                  progress: bool, init: Any) -> tuple[Any, dict, dict]:
+    """(model, config, train info) of one variant: the checkpoint in `work` when its settings match, else train
+    (from `init()`, the pretrained weights, when pretrain_steps > 0)."""
     from stdpose.engine.checkpoints import load_model_from_checkpoint
 
     path = work / f"propagation_{variant}.ckpt"
     cfg = experiment_config(settings, variant, data_dir)
-    if path.is_file() and not retrain:
-        saved = torch.load(path, map_location="cpu", weights_only=True).get("benchmark", {})
-        if saved.get("settings") == settings:
-            model, cfg = load_model_from_checkpoint(path)
-            print(f"  variant {variant}: loaded {path} (trained in {saved['train']['seconds']:.0f} s)", flush=True)
-            return model, cfg, saved["train"]
-    model, info = train_variant(cfg, settings["steps"], settings["seed"], threads, progress)
+    saved = _saved_settings(path)
+    if not retrain and saved.get("settings") == settings:
+        model, cfg = load_model_from_checkpoint(path)
+        print(f"  variant {variant}: loaded {path} (trained in {saved['train']['seconds']:.0f} s)", flush=True)
+        return model, cfg, saved["train"]
+    weights = init() if settings["pretrain_steps"] > 0 else None
+    model, info = train_variant(cfg, settings["steps"], settings["seed"], threads, progress, init=weights)
     save_checkpoint(model, cfg, settings, info, path)
     print(f"  variant {variant}: trained {settings['steps']} steps in {info['seconds']:.0f} s "
           f"(loss {info['loss_every_50_steps'][0]:.2e} -> {info['loss_every_50_steps'][-1]:.2e}) -> {path}",
@@ -237,6 +284,7 @@ def efficiency(model: Any, cfg: dict, videos: list, data_dir: Path, interval: in
     diffs = [np.abs(a.keypoints - b.keypoints).max() for va, vb in zip(poses["reuse"], poses["naive"])
              for fa, fb in zip(va.frames, vb.frames) for a, b in zip(fa.persons, fb.persons)]
     out["max_keypoint_difference_px"] = float(max(diffs) if diffs else 0.0)
+    out["videos"] = len(videos)
     out["backbone_ratio"] = out["naive"]["backbone_images"] / max(1, out["reuse"]["backbone_images"])
     out["time_ratio"] = out["naive"]["seconds"] / max(1e-9, out["reuse"]["seconds"])
     return out
@@ -262,8 +310,9 @@ def markdown_report(res: dict) -> str:
         f"({res['data']['val_frames']} frames) scored, {res['data']['train_videos']} train videos. Protocol: "
         f"PoseWarper (labels kept at frame 3 of the labeled run, then every T-th, and the last frame when more "
         f"than 3 away); the dropped labels are scored with the PoseTrack mAP (PCKh@0.5).",
-        f"Models: {s['backbone']} ViT at {s['input_size'][0]}x{s['input_size'][1]}, trained {s['steps']} steps of "
-        f"batch {s['batch_size']} (T = {s['interval']}, segment crops, lr {s['lr']}) per variant; "
+        f"Models: {s['backbone']} ViT at {s['input_size'][0]}x{s['input_size'][1]}; the single-frame part (ViT + "
+        f"head) pretrained {s['pretrain_steps']} steps, then every variant fine-tuned {s['steps']} steps of batch "
+        f"{s['batch_size']} (T = {s['interval']}, segment crops, lr {s['lr']}) from it; "
         f"training took {res['train_seconds_total'] / 60:.1f} min in total.",
         "",
         f"## Table 1: propagation at T = {res['table1_interval']} (AP per joint group)",
@@ -291,7 +340,7 @@ def markdown_report(res: dict) -> str:
         lines.append(f"| {t} | " + " | ".join(_fmt(row[n]) for n in names) + f" | {PAPER_T.get(int(t), '-')} |")
     e = res["efficiency"]
     if e:
-        lines += ["", "## Backbone reuse (learned propagator, val videos, T = 7)", "",
+        lines += ["", f"## Backbone reuse (learned propagator, first {e['videos']} val videos, T = 7)", "",
                   "| mode | backbone crops | seconds | propagated poses |", "| --- | --- | --- | --- |",
                   f"| reuse (one pass per frame and track) | {e['reuse']['backbone_images']} | "
                   f"{e['reuse']['seconds']} | {e['reuse']['key_frames']} |",
@@ -343,17 +392,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("outputs/bench_propagation"), help="checkpoints go here")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
     p.add_argument("--backbone", default="nano")
-    p.add_argument("--input-size", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
+    p.add_argument("--input-size", type=int, nargs=2, default=[192, 144], metavar=("H", "W"))
     p.add_argument("--sigma", type=float, default=1.5)
     p.add_argument("--tff-depth", type=int, default=1)
     p.add_argument("--stda-depth", type=int, default=1)
-    p.add_argument("--steps", type=int, default=2500, help="training steps per variant")
+    p.add_argument("--pretrain-steps", type=int, default=3000,
+                   help="steps of the single-frame pretraining every variant starts from (0: from scratch)")
+    p.add_argument("--steps", type=int, default=1000, help="training (fine-tuning) steps per variant")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-interval", type=int, default=7)
     p.add_argument("--variants", nargs="+", default=list(VARIANT_ROWS), choices=list(VARIANT_ROWS))
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 7, 9, 15])
     p.add_argument("--no-flow", action="store_true", help="skip the (slow) optical-flow baseline")
+    p.add_argument("--efficiency-videos", type=int, default=5, help="val videos of the reuse-vs-naive timing")
     p.add_argument("--retrain", action="store_true", help="train even when a matching checkpoint exists")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
@@ -361,6 +413,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.preset = "tiny" if args.preset == "bench" else args.preset
         args.steps = min(args.steps, 8)
+        args.pretrain_steps = min(args.pretrain_steps, 8)
         args.batch_size = min(args.batch_size, 4)
         args.variants = [v for v in args.variants if v in ("a", "f")] or ["f"]
         args.intervals = [3, 7]
@@ -401,11 +454,23 @@ def main(argv: list[str] | None = None) -> int:
     models: dict[str, tuple[Any, dict]] = {}
     train_seconds = 0.0
     train_info: dict[str, dict] = {}
+    pretrain: dict[str, Any] = {}
+
+    def init() -> dict[str, torch.Tensor]:
+        if "weights" not in pretrain:
+            pretrain["weights"], pretrain["info"] = pretrained_weights(settings, args.data, args.work, args.retrain,
+                                                                       args.threads, progress)
+        return pretrain["weights"]
+
     for v in sorted(args.variants):
-        model, cfg, info = load_or_train(v, settings, args.data, args.work, args.retrain, args.threads, progress)
+        model, cfg, info = load_or_train(v, settings, args.data, args.work, args.retrain, args.threads, progress,
+                                         init)
         models[v] = (model, cfg)
         train_info[v] = info
         train_seconds += info["seconds"]
+    if "info" in pretrain:
+        train_info["pretrain"] = pretrain["info"]
+        train_seconds += pretrain["info"]["seconds"]
     timing["training (or loading) the models"] = time.perf_counter() - t0
 
     def learned(v: str) -> STDPosePropagator:
@@ -442,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     model, cfg = models["f"]
-    eff = efficiency(model, cfg, val_videos, args.data, t1, batch_size=32)
+    eff = efficiency(model, cfg, val_videos[:args.efficiency_videos], args.data, t1, batch_size=32)
     timing["efficiency run (reuse + naive)"] = time.perf_counter() - t0
     print(f"\nbackbone reuse: {eff['reuse']['backbone_images']} crops in {eff['reuse']['seconds']:.1f} s vs naive "
           f"{eff['naive']['backbone_images']} crops in {eff['naive']['seconds']:.1f} s -> "

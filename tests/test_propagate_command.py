@@ -112,6 +112,19 @@ def test_baselines_need_no_video(clip, tmp_path, capsys):
     assert "linear" in text.split("PoseTrack mAP")[1]
 
 
+def test_detection_boxes(clip, tiny_dir, tmp_path, capsys):
+    folder, labels, _ = clip
+    dets = tiny_dir / "detections" / "val.json"
+    out = tmp_path / "det.json"
+    rc, text, err = _run(capsys, "--video", folder, "--labels", labels, "--method", "linear", "--interval", 7,
+                         "--detections", dets, "--out", out)
+    assert rc == 0, err
+    assert "detections:" in text and "ignored" in text  # the file also holds the other val video's boxes
+    boxes = {tuple(np.round(d["bbox"], 3)) for d in json.loads(dets.read_text())}
+    propagated = [p for f in read_annotations(out)[0].frames for p in f.persons if p.propagated]
+    assert sum(tuple(np.round(p.bbox, 3)) in boxes for p in propagated) > len(propagated) // 2
+
+
 def test_coco_labels_are_expanded_and_written_back_as_coco(clip, tmp_path, capsys):
     folder, _, video = clip
     from stdpose.data.records import Video

@@ -88,10 +88,11 @@ def _pick_video(videos: list, name: str | None, path: str):
 
 def _detections_by_frame(path: str, video, notes: list[str]) -> dict[int, list]:
     from stdpose.data.posetrack import read_detections
+    from stdpose.data.tracks import detections_for_video
 
     dets = read_detections(path)
-    ids = {f.image_id: f.index for f in video.frames if f.image_id is not None}
-    out = {ids[i]: d for i, d in dets.items() if i in ids}
+    out = {i: d for i, d in detections_for_video(video, dets).items() if d}
+    ids = {f.image_id for f in video.frames}
     unmatched = sum(len(d) for i, d in dets.items() if i not in ids)
     notes.append(f"detections: {sum(len(d) for d in out.values())} boxes on {len(out)} frame(s)"
                  + (f"; {unmatched} box(es) with an image_id of no frame of this video ignored" if unmatched else ""))
