@@ -171,3 +171,18 @@ def test_parameter_groups_cover_every_parameter_once():
     assert id(model.dam.w_f) in no_decay and id(model.backbone.blocks[0].norm1.weight) in no_decay
     assert id(model.backbone.blocks[0].attn.qkv.weight) not in no_decay
     assert groups[0]["weight_decay"] == 0.1 and groups[1]["weight_decay"] == 0.0
+
+
+def test_stda_skip_is_off_by_default_and_adds_a_full_resolution_path():
+    paper = build_model({**NANO, "variant": "f"})
+    assert paper.stda.skip is None  # Eq. 13 as written: the head's output alone
+    torch.manual_seed(3)
+    model = build_model({**NANO, "variant": "f", "stda_skip": True}).train()
+    frames, aux = _inputs(seed=4)
+    out = model(frames, aux)
+    # the skip's contribution is exactly what separates the output from Head(PA_N(...))
+    merged, mask = out["merged_heatmaps"], out["mask"]
+    skip_only = model.stda.skip(torch.cat([merged * mask, merged], dim=1))
+    model.stda.skip = None
+    torch.testing.assert_close(out["heatmaps"] - skip_only, model.aggregate(
+        *(t.reshape(2, 3, *t.shape[1:]) for t in model.encode_frames(frames.flatten(0, 1)).values()), aux)["heatmaps"])

@@ -73,6 +73,10 @@ class ModelConfig:
     temporal_heads: int | None = None
     tff_depth: int = 2
     stda_depth: int = 2
+    # False = paper Eq. 13 (H = Head(PA_N(...)) only). True adds a full-resolution skip from the STDA input
+    # (H~ * M and H~) to the head's output: a documented deviation that lets small models trained briefly keep the
+    # heatmaps' sub-patch precision (docs/model.md, "STDA skip").
+    stda_skip: bool = False
     head_channels: int | None = None
     tks_channels: int = 8  # channels per joint inside TKS's per-joint temporal conv
     dam_k: float = 1.5
@@ -190,7 +194,7 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be a non-negative number, got {value!r}")
         if not _is_number(self.drop_path) or not 0 <= self.drop_path < 1:
             raise ConfigError(f"model.drop_path must be in [0, 1), got {self.drop_path!r}")
-        for name in ("qkv_bias", "pretrained_trusted"):
+        for name in ("qkv_bias", "pretrained_trusted", "stda_skip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
         if self.pretrained is not None and not isinstance(self.pretrained, str):

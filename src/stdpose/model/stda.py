@@ -76,6 +76,7 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
         head_channels: int,
         patch_size: int = 4,
         mlp_ratio: float = 4.0,
+        skip: bool = False,
     ):
         super().__init__()
         self.grid = (heatmap_size[0] // patch_size, heatmap_size[1] // patch_size)
@@ -84,6 +85,8 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
         self.blocks = nn.ModuleList(PoseAggregationBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.head = HeatmapHead(dim, head_channels, num_joints, out_size=heatmap_size)
+        # Optional (config stda_skip): a 3x3 conv from the full-resolution STDA input straight to the output.
+        self.skip = nn.Conv2d(2 * num_joints, num_joints, 3, padding=1) if skip else None
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for m in self.blocks.modules():
             if isinstance(m, nn.Linear):
@@ -93,10 +96,12 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
 
     def forward(self, merged: torch.Tensor, mask: torch.Tensor | None, fused: torch.Tensor) -> torch.Tensor:
         masked = merged if mask is None else merged * mask
-        x = self.patch_embed(torch.cat([masked, merged], dim=1))  # (B, d, h/4, w/4)
+        stacked = torch.cat([masked, merged], dim=1)  # (B, 2J, h, w)
+        x = self.patch_embed(stacked)  # (B, d, h/4, w/4)
         b, d, gh, gw = x.shape
         z = x.flatten(2).transpose(1, 2) + self.pos_embed  # (B, N', d)
         for block in self.blocks:
             z = block(z, fused)
         z = self.norm(z).transpose(1, 2).reshape(b, d, gh, gw)
-        return self.head(z)
+        out = self.head(z)  # (B, J, h, w), Eq. 13
+        return out if self.skip is None else out + self.skip(stacked)

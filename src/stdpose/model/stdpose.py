@@ -64,7 +64,8 @@ class STDPose(nn.Module):
         self.dam = DynamicAwareMask(j, cfg.dam_k, cfg.dam_theta) if sw.dam else None
         self.stda = (
             SpatioTemporalDynamicsAggregation(
-                j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.head_width, mlp_ratio=cfg.mlp_ratio
+                j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.head_width, mlp_ratio=cfg.mlp_ratio,
+                skip=cfg.stda_skip,
             )
             if sw.stda
             else None
