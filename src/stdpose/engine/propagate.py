@@ -5,9 +5,10 @@ with the baselines (`stdpose.data.tracks`, `stdpose.baselines.common`), so every
 over the same frames and writes the same kind of output.
 
 Per track segment (one person between two consecutive labeled frames, or at a video end):
-1. one crop for the whole segment: the union of the track's boxes over the segment (the two labeled boxes and every
-   per-frame box, interpolated or from a detection file), padded to the input aspect ratio and enlarged 25%
-   (`box_to_center_size`); this is `data.crop: segment` of the training config;
+1. one crop for the whole segment: the union of the track's two labeled boxes (`segment_crop_box`; it contains
+   every interpolated box of the segment), padded to the input aspect ratio and enlarged 25% (`box_to_center_size`);
+   exactly the crop `TripletDataset(crop="segment")` trains with. Detection boxes (`detections`) set the output
+   boxes only: widening the crop with them would show the model crops it never saw in training;
 2. `model.encode_frames` once per (frame, track): the two labeled frames and every key frame of the segment, batched
    across persons and frames (`batch_size` crops per call);
 3. the two labeled poses rendered as Gaussian heatmaps in the same crop (`render_heatmaps`, the training sigma);
@@ -99,13 +100,6 @@ class _Job:
     crop: _Crop | None  # segment mode: one crop for every frame
     predicted: np.ndarray  # (17,) joints annotated in at least one label
     aux: np.ndarray | None = None  # (2, J, h, w) label heatmaps in `crop` (segment mode)
-
-
-def _union(boxes: Sequence[Box]) -> Box:
-    arr = np.asarray(boxes, dtype=np.float64)
-    x0, y0 = arr[:, 0].min(), arr[:, 1].min()
-    x1, y1 = (arr[:, 0] + arr[:, 2]).max(), (arr[:, 1] + arr[:, 3]).max()
-    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
 class STDPosePropagator:
@@ -331,7 +325,7 @@ class STDPosePropagator:
                     predicted |= p.annotated
             job = _Job(seg, None, predicted)
             if self.crop == "segment":
-                job.crop = self._crop(_union([label_box, *frame_boxes]))
+                job.crop = self._crop(label_box)
                 job.aux = self._aux(seg, job.crop)
             gaps.setdefault((seg.left, seg.right), []).append(job)
             stats.segments += 1
