@@ -118,7 +118,8 @@ def run_demo(out_dir: str | Path = "outputs", config: str | Path = "configs/synt
          f"videos with {', '.join(propagators)}")
     outputs: dict[str, list] = {}
     # Every method would repeat the same notes about people entering/leaving between labels; say it once here.
-    logging.getLogger("stdpose.data.tracks").setLevel(logging.ERROR)
+    for name in ("stdpose.data.tracks", "stdpose.baselines.common", "stdpose.engine.propagate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     _say("people present in only one of two labels are propagated up to the gap's midpoint (docs/baselines.md)")
     results = evaluate_propagators(val_videos, lambda v: VideoFrames(v, data_dir), propagators, interval,
                                    protocol="posewarper", outputs=outputs)
