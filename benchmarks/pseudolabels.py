@@ -233,8 +233,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, meta: dict[st
            if args.pretrain_steps > 0 else "trained from scratch")
         + ". Evaluation: PoseTrack mAP on "
         f"{meta['val_videos']} val videos ({meta['val_images']} frames) with ground-truth boxes, no flip test.",
-        f"Produced by `python benchmarks/pseudolabels.py{' --quick' if args.quick else ''}` in "
-        f"{meta['total_minutes']:.1f} min on {meta['machine']}.",
+        f"Produced by `python benchmarks/pseudolabels.py{' --quick' if args.quick else ''}` on {meta['machine']}: "
+        f"{meta['compute_minutes']:.1f} min of training and evaluation (summed over resumed runs: pretraining "
+        f"{meta['pretrain_minutes']:.1f}, the seven conditions {meta['conditions_minutes']:.1f}, evaluation "
+        f"{meta['eval_minutes']:.1f}), plus {meta['data_minutes']:.1f} min to generate the two synthetic sets.",
         "",
         "| training labels | labeled frames | pseudo-label mAP (train) | " + " | ".join(GROUPS)
         + " | vs labels only | paper (PT17) |",
@@ -367,8 +369,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   val Mean mAP {ev['groups']['Mean']:.1f}"
               + (f" (pseudo-labels {quality:.1f} mAP vs dropped labels)" if quality is not None else ""), flush=True)
     minutes = (time.perf_counter() - start) / 60
+    pretrain_s = 0.0
+    if args.pretrained is not None and (args.work / "pretrain" / "timing.json").exists():
+        pretrain_s = json.loads((args.work / "pretrain" / "timing.json").read_text())["seconds"]
+    data_s = 0.0
+    for folder in (data_dir, args.pretrain_data.resolve() if args.pretrained is not None else None):
+        info = folder / "synth_info.json" if folder is not None else None
+        if info is not None and info.exists():
+            data_s += float(json.loads(info.read_text()).get("seconds") or 0.0)
+    conditions_s = sum(r["train_seconds"] or 0.0 for r in rows)
+    eval_s = sum(r["eval"]["seconds"] for r in rows)
     meta = {"val_videos": rows[0]["eval"]["videos"], "val_images": rows[0]["eval"]["images"],
-            "total_minutes": minutes, "machine": f"{platform.machine()} CPU, {args.threads} torch threads"}
+            "this_call_minutes": minutes, "pretrain_minutes": pretrain_s / 60, "conditions_minutes": conditions_s / 60,
+            "eval_minutes": eval_s / 60, "compute_minutes": (pretrain_s + conditions_s + eval_s) / 60,
+            "data_minutes": data_s / 60, "machine": f"{platform.machine()} CPU, {args.threads} torch thread(s)"}
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows, args, meta)
     atomic_write_text(args.out / "pseudolabels.md", text)
