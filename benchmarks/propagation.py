@@ -239,7 +239,7 @@ def load_or_train(variant: str, settings: dict, data_dir: Path, work: Path, retr
     if not retrain and saved.get("settings") == settings:
         model, cfg = load_model_from_checkpoint(path)
         print(f"  variant {variant}: loaded {path} (trained in {saved['train']['seconds']:.0f} s)", flush=True)
-        return model, cfg, saved["train"]
+        return model, cfg, {**saved["train"], "loaded": True}
     weights = init() if settings["pretrain_steps"] > 0 else None
     model, info = train_variant(cfg, settings["steps"], settings["seed"], threads, progress, init=weights)
     save_checkpoint(model, cfg, settings, info, path)
@@ -290,6 +290,20 @@ def efficiency(model: Any, cfg: dict, videos: list, data_dir: Path, interval: in
     return out
 
 
+def paper_size_efficiency(videos: list, data_dir: Path, interval: int, batch_size: int) -> dict:
+    """Reuse vs naive with an untrained paper-size model (ViT-B, 256x192): timing does not depend on the weights,
+    and at this size the backbone, not the temporal modules, dominates the cost."""
+    from stdpose.model import build_model
+
+    torch.manual_seed(0)
+    cfg = {"model": {"backbone": "base"},
+           "data": {"task": "propagation", "crop": "segment", "input_size": [256, 192], "sigma": 2.0}}
+    model = build_model({"backbone": "base", "input_size": [256, 192]}).eval()
+    out = efficiency(model, cfg, videos, data_dir, interval, batch_size)
+    out["model"] = "untrained ViT-B STDPose (variant f), 256x192"
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 
@@ -305,7 +319,8 @@ def markdown_report(res: dict) -> str:
         "# Pose propagation benchmark (synthetic `bench` videos)",
         "",
         f"Written by `python benchmarks/propagation.py{' ' + res['command'] if res['command'] else ''}` on "
-        f"{res['date']}; wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']}.",
+        f"{res['date']}; wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']} "
+        f"({res['trained_here']}).",
         f"Data: preset `{s['preset']}` (seed {s['seed']}), {res['data']['val_videos']} val videos "
         f"({res['data']['val_frames']} frames) scored, {res['data']['train_videos']} train videos. Protocol: "
         f"PoseWarper (labels kept at frame 3 of the labeled run, then every T-th, and the last frame when more "
@@ -313,7 +328,9 @@ def markdown_report(res: dict) -> str:
         f"Models: {s['backbone']} ViT at {s['input_size'][0]}x{s['input_size'][1]}; the single-frame part (ViT + "
         f"head) pretrained {s['pretrain_steps']} steps, then every variant fine-tuned {s['steps']} steps of batch "
         f"{s['batch_size']} (T = {s['interval']}, segment crops, lr {s['lr']}) from it; "
-        f"training took {res['train_seconds_total'] / 60:.1f} min in total.",
+        f"training took {res['train_seconds_total'] / 60:.1f} min in total (pretraining "
+        f"{res['train'].get('pretrain', {}).get('seconds', 0) / 60:.1f} min, then "
+        + ", ".join(f"{v} {res['train'][v]['seconds'] / 60:.1f}" for v in res['table4']) + " min).",
         "",
         f"## Table 1: propagation at T = {res['table1_interval']} (AP per joint group)",
         "",
@@ -350,6 +367,13 @@ def markdown_report(res: dict) -> str:
                   f"Backbone crops naive / reuse = {e['backbone_ratio']:.2f}x, time naive / reuse = "
                   f"{e['time_ratio']:.2f}x; largest keypoint difference between the two: "
                   f"{e['max_keypoint_difference_px']:.2g} px."]
+    e = res.get("efficiency_paper_size")
+    if e:
+        lines += ["", f"Paper-size model ({e['model']}), first {e['videos']} val video(s): "
+                  f"{e['reuse']['backbone_images']} vs {e['naive']['backbone_images']} backbone crops, "
+                  f"{e['reuse']['seconds']} s vs {e['naive']['seconds']} s: {e['backbone_ratio']:.2f}x fewer "
+                  f"backbone passes, {e['time_ratio']:.2f}x faster (there the backbone dominates the cost; in the "
+                  "nano model the temporal modules at heatmap resolution do)."]
     lines += ["", "## Timing", ""]
     for k, v in res["timing"].items():
         lines.append(f"- {k}: {v:.0f} s")
@@ -398,7 +422,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stda-depth", type=int, default=1)
     p.add_argument("--pretrain-steps", type=int, default=3000,
                    help="steps of the single-frame pretraining every variant starts from (0: from scratch)")
-    p.add_argument("--steps", type=int, default=1000, help="training (fine-tuning) steps per variant")
+    p.add_argument("--steps", type=int, default=800, help="training (fine-tuning) steps per variant")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-interval", type=int, default=7)
@@ -406,6 +430,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 7, 9, 15])
     p.add_argument("--no-flow", action="store_true", help="skip the (slow) optical-flow baseline")
     p.add_argument("--efficiency-videos", type=int, default=5, help="val videos of the reuse-vs-naive timing")
+    p.add_argument("--paper-size-videos", type=int, default=1,
+                   help="val videos of the reuse-vs-naive timing with an untrained ViT-B at 256x192 (0: skip)")
     p.add_argument("--retrain", action="store_true", help="train even when a matching checkpoint exists")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
@@ -418,6 +444,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.variants = [v for v in args.variants if v in ("a", "f")] or ["f"]
         args.intervals = [3, 7]
         args.no_flow = True
+        args.paper_size_videos = 0
     if "f" not in args.variants:
         args.variants.append("f")  # the full model is Table 1's STDPose row
     args.data = args.data or Path(f"outputs/synthetic_{args.preset}")
@@ -468,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
         models[v] = (model, cfg)
         train_info[v] = info
         train_seconds += info["seconds"]
+    if "info" not in pretrain and settings["pretrain_steps"] > 0:  # every variant was loaded
+        saved = _saved_settings(args.work / "propagation_pretrain.ckpt")
+        if "train" in saved:
+            pretrain["info"] = saved["train"]
     if "info" in pretrain:
         train_info["pretrain"] = pretrain["info"]
         train_seconds += pretrain["info"]["seconds"]
@@ -514,6 +545,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{eff['backbone_ratio']:.2f}x fewer backbone passes, {eff['time_ratio']:.2f}x faster; max keypoint "
           f"difference {eff['max_keypoint_difference_px']:.2g} px", flush=True)
 
+    eff_base = None
+    if args.paper_size_videos > 0:
+        t0 = time.perf_counter()
+        eff_base = paper_size_efficiency(val_videos[:args.paper_size_videos], args.data, t1, batch_size=16)
+        timing["efficiency run, paper-size model"] = time.perf_counter() - t0
+        print(f"paper-size model: {eff_base['reuse']['backbone_images']} vs {eff_base['naive']['backbone_images']} "
+              f"crops, {eff_base['reuse']['seconds']:.1f} s vs {eff_base['naive']['seconds']:.1f} s -> "
+              f"{eff_base['time_ratio']:.2f}x faster", flush=True)
+
     full = table1["STDPose (full, f)"]["Mean"]
     beaten = [n for n in [*baselines] if table1[n]["Mean"] >= full]
     if "a" in table4 and table4["a"]["Mean"] >= full:
@@ -534,8 +574,12 @@ def main(argv: list[str] | None = None) -> int:
         "table4": table4,
         "sweep": sweep,
         "efficiency": eff,
+        "efficiency_paper_size": eff_base,
         "train": train_info,
         "train_seconds_total": train_seconds,
+        "trained_here": (f"variants {', '.join(v for v in sorted(models) if not train_info[v].get('loaded'))} "
+                         "trained in this run" if any(not train_info[v].get("loaded") for v in models)
+                         else f"every model loaded from {args.work}, trained by an earlier run"),
         "timing": timing,
         "notes": notes,
         "wall_seconds": time.perf_counter() - wall,
