@@ -364,15 +364,9 @@ class PoseDataModule(pl.LightningDataModule):
     @classmethod
     def from_yaml(cls, path: str | Path, section: str | None = "data") -> PoseDataModule:
         """Build from a YAML file: its `section` mapping when present, else the whole file."""
-        import yaml
+        from stdpose.yaml_io import read_yaml_mapping
 
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(path, "config file not found")
-        try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise DataError(path, f"invalid YAML: {exc}") from None
+        cfg = read_yaml_mapping(path)
         if section and isinstance(cfg, dict) and section in cfg:
             cfg = cfg[section]
         return cls(cfg)

@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from stdpose.errors import ConfigError, DataError
+from stdpose.errors import ConfigError
+from stdpose.yaml_io import read_yaml_mapping
 
 TASKS = ("propagation", "estimation")
 
@@ -89,17 +90,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
 
     Raises DataError when the file is missing or is not valid YAML, ConfigError for unknown keys or bad values.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise DataError(path, f"not valid YAML: {err}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise DataError(path, f"a config must be a mapping of sections, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path)
     cfg = copy.deepcopy(raw)
     for item in overrides:
         apply_override(cfg, item)

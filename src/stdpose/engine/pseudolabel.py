@@ -40,11 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stdpose.atomic import atomic_write_json, atomic_write_text
 from stdpose.data.records import Video
 from stdpose.errors import ConfigError, DataError
+from stdpose.yaml_io import read_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +83,7 @@ def load_pseudolabel_config(path: str | Path, overrides: Sequence[str] = (), out
     from stdpose.engine.config import apply_override
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise DataError(path, f"not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise DataError(path, "a pseudo-label config must be a mapping of sections")
+    raw = read_yaml_mapping(path, "pseudo-label config")
     for stage in ("propagation", "estimation"):
         if isinstance(raw.get(stage), str):
             raw[stage] = {"base": raw[stage]}
@@ -213,10 +205,7 @@ def _stage_config(stage: str, spec: Any, cfg: dict, base_dir: Path) -> dict:
             base_path = base_dir / base_path  # relative to the pipeline config when not found from the cwd
         if not base_path.is_file():
             raise DataError(base_path, f"{stage}.base: experiment config not found")
-        try:
-            raw = yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise DataError(base_path, f"not valid YAML: {err}") from None
+        raw = read_yaml_mapping(base_path, f"{stage}.base experiment config")
     merged = _deep_merge(raw, spec)
     data = dict(merged.get("data") or {})
     data["task"] = stage
