@@ -12,7 +12,7 @@ What it does:
    the paper's COCO-pretrained ViT, which we cannot download - then fine-tunes one model per ablation variant from
    it (same steps, data, seed and schedule) with segment crops (`data.crop: segment`, the crop the propagator
    reuses backbone passes with); or loads the checkpoints a previous run left in --work with the same settings;
-3. evaluates every method with the sparse-label protocol (`stdpose.engine.protocol.evaluate_propagators`,
+3. evaluates every method with the sparse-label protocol (`stdpose.propagation.protocol.evaluate_propagators`,
    PoseWarper protocol) on the val videos: baselines nearest / linear / flow and the learned variants;
 4. measures backbone passes and time of the learned propagator with and without backbone reuse on the val videos;
 5. writes `<out>/propagation.md`, `propagation.json`, `propagation.png` (Table 1 chart) and `propagation_interval.png`.
@@ -125,7 +125,7 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
     from torch.utils.data import DataLoader
 
     from stdpose.data.dataset import TripletDataset, collate_triplets
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
     from stdpose.data.transforms import AugmentConfig
     from stdpose.engine.lit import model_config, parameter_groups
     from stdpose.model import StdposeLoss, build_model
@@ -254,7 +254,7 @@ def load_or_train(variant: str, settings: dict, data_dir: Path, work: Path, retr
 
 def evaluate(videos: list, data_dir: Path, propagators: dict, interval: int) -> dict:
     from stdpose.data.video import VideoFrames
-    from stdpose.engine.protocol import evaluate_propagators
+    from stdpose.propagation.protocol import evaluate_propagators
 
     return evaluate_propagators(videos, lambda v: VideoFrames(v, data_dir), propagators, interval)
 
@@ -262,8 +262,8 @@ def evaluate(videos: list, data_dir: Path, propagators: dict, interval: int) -> 
 def efficiency(model: Any, cfg: dict, videos: list, data_dir: Path, interval: int, batch_size: int) -> dict:
     """Backbone crops and seconds of the learned propagator with and without backbone reuse, same videos."""
     from stdpose.data.video import VideoFrames
-    from stdpose.engine.propagate import STDPosePropagator
-    from stdpose.engine.protocol import sparsify
+    from stdpose.propagation.learned import STDPosePropagator
+    from stdpose.propagation.protocol import sparsify
 
     out: dict[str, Any] = {}
     poses: dict[str, list] = {}
@@ -452,10 +452,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stdpose.baselines import get_propagator
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
     from stdpose.data.synthetic import INFO_FILE, generate_dataset
-    from stdpose.engine.propagate import STDPosePropagator
+    from stdpose.propagation.learned import STDPosePropagator
+    from stdpose.propagation.methods import get_propagator
     from stdpose.viz import plot_ap_chart
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

@@ -182,7 +182,7 @@ def run_condition(args: argparse.Namespace, data_dir: Path, cond: dict[str, Any]
 
 def evaluate(checkpoint: str, data_dir: Path, max_videos: int | None, progress: bool) -> dict[str, Any]:
     """PoseTrack mAP of an estimation checkpoint on the val videos with ground-truth boxes."""
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
     from stdpose.data.video import VideoFrames
     from stdpose.engine.predict import Estimator, boxes_from_labels
     from stdpose.eval.posetrack_map import evaluate_posetrack

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
-from stdpose.baselines import BASELINES, get_propagator
-from stdpose.baselines.flow import FlowCache, sample_bilinear
 from stdpose.data.records import Frame, Person, Video
 from stdpose.errors import ConfigError, DataError
+from stdpose.propagation.flow import FlowCache, sample_bilinear
+from stdpose.propagation.methods import BASELINES, get_propagator
 
 
 def make_person(xy0: tuple[float, float], track_id: int | None = 1, bbox=None, missing=(3, 4)) -> Person:

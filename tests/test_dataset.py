@@ -14,7 +14,7 @@ import yaml
 from conftest import shared_data
 
 from stdpose.data.dataset import PoseDataModule, TripletDataset, collate_triplets, person_box
-from stdpose.data.posetrack import read_annotations, read_posetrack18, write_posetrack18
+from stdpose.data.formats import read_annotations, read_posetrack18, write_posetrack18
 from stdpose.data.records import Frame, Person, Video
 from stdpose.data.transforms import AugmentConfig, box_to_center_size, decode_heatmaps, heatmap_to_image
 from stdpose.errors import ConfigError, DataError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import shared_data
 
-from stdpose.data import posetrack as pt
+from stdpose.data import formats as pt
 from stdpose.data.records import Frame, Person, Video
 from stdpose.errors import DataError
 from stdpose.skeleton import NUM_SLOTS, SLOT

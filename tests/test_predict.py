@@ -11,7 +11,7 @@ import torch
 from conftest_engine import tiny_synthetic_dir
 from torch import nn
 
-from stdpose.data.posetrack import Detection
+from stdpose.data.formats import Detection
 from stdpose.data.records import Frame, Person, Video
 from stdpose.data.transforms import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from stdpose.engine.predict import Estimator, boxes_from_detections, boxes_from_labels, posetrack_image_id
@@ -212,7 +212,7 @@ def synthetic(tmp_path_factory):
 
 def test_predict_command_on_annotation_folder_with_detections_and_eval(synthetic, tmp_path, capsys):
     from stdpose.cli import main
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
 
     ckpt = _checkpoint(tmp_path / "est.ckpt", synthetic)
     out = tmp_path / "preds"
@@ -236,7 +236,7 @@ def test_predict_command_on_annotation_folder_with_detections_and_eval(synthetic
 
 def test_predict_command_on_a_frame_folder_with_gt_boxes_and_overlay(synthetic, tmp_path):
     from stdpose.cli import main
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
 
     ckpt = _checkpoint(tmp_path / "est.ckpt", synthetic)
     labels = sorted((synthetic / "annotations" / "val").glob("*.json"))[0]

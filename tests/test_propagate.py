@@ -9,14 +9,15 @@ import pytest
 import torch
 from conftest_engine import tiny_synthetic_dir
 
-from stdpose.data.posetrack import read_annotations
+from stdpose.data.formats import read_annotations
 from stdpose.data.records import Frame, Person, Video
-from stdpose.data.tracks import segment_plan
 from stdpose.data.video import VideoFrames
-from stdpose.engine.propagate import STDPosePropagator, align_labels, frame_number
-from stdpose.engine.protocol import evaluate_propagators, kept_and_scored, sparsify
 from stdpose.errors import ConfigError, DataError
 from stdpose.model import build_model
+from stdpose.propagation.alignment import align_labels, frame_number
+from stdpose.propagation.learned import STDPosePropagator
+from stdpose.propagation.protocol import evaluate_propagators, kept_and_scored, sparsify
+from stdpose.propagation.tracks import segment_plan
 
 CONFIG = {
     "model": {"backbone": "nano", "tff_depth": 1, "stda_depth": 1},
@@ -119,7 +120,7 @@ class _Nothing:
 
 def test_evaluate_propagators_scores_only_the_dropped_frames(tiny_dir):
     videos = read_annotations(tiny_dir / "annotations" / "val")
-    from stdpose.baselines import get_propagator
+    from stdpose.propagation.methods import get_propagator
 
     outputs: dict = {}
     res = evaluate_propagators(videos, None, {"oracle": _Oracle({v.name: v for v in videos}), "nothing": _Nothing(),

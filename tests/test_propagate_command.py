@@ -16,9 +16,9 @@ from conftest import REPO, shared_data
 from conftest_engine import tiny_synthetic_dir
 
 from stdpose.cli import main
-from stdpose.data.posetrack import read_annotations, write_coco_keypoints, write_posetrack18
-from stdpose.data.tracks import segment_plan
+from stdpose.data.formats import read_annotations, write_coco_keypoints, write_posetrack18
 from stdpose.model import build_model
+from stdpose.propagation.tracks import segment_plan
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONFIG = {
@@ -87,7 +87,7 @@ def test_stdpose_interval_eval_overlay(clip, checkpoint, tmp_path, capsys):
                          "--eval", "--out", out, "--overlay", overlay)
     assert rc == 0, err
     kept = [3, 10, 17, video.num_frames - 1]
-    from stdpose.engine.protocol import sparsify
+    from stdpose.propagation.protocol import sparsify
 
     _check_complete(out, sparsify(video, 7)[0], kept, "stdpose")
     assert "PoseTrack mAP" in text and "Mean" in text and "backbone passes" in text
@@ -104,7 +104,7 @@ def test_baselines_need_no_video(clip, tmp_path, capsys):
     rc, text, err = _run(capsys, "--labels", labels, "--method", "linear", "--interval", 5, "--protocol", "every",
                          "--eval", "--out", out)
     assert rc == 0, err
-    from stdpose.engine.protocol import sparsify
+    from stdpose.propagation.protocol import sparsify
 
     sparse, _, kept = sparsify(video, 5, "every")
     assert kept == [0, 5, 10, 15, 20]

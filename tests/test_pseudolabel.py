@@ -140,7 +140,7 @@ def _tiny(data_dir: Path) -> list[str]:
 
 def test_pipeline_runs_every_stage_then_resumes_and_refuses_stale_outputs(tiny_synthetic, tmp_path, capsys):
     from stdpose.cli import main
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
 
     out = tmp_path / "pl"
     args = ["pseudolabel", str(CONFIG), "--output-dir", str(out), "--set", *_tiny(tiny_synthetic)]

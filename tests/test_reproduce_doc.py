@@ -45,7 +45,7 @@ def record_commands(block: str, cwd: Path, log: Path) -> list[tuple[int, list[st
 
 def _stand_in(root: Path, synthetic: Path) -> None:
     """data/posetrack{17,18,21} laid out as the doc says, from the tiny synthetic videos; configs/ linked."""
-    from stdpose.data.posetrack import read_annotations, write_posetrack17
+    from stdpose.data.formats import read_annotations, write_posetrack17
 
     (root / "configs").symlink_to(REPO / "configs")
     for name, ann_dir in (("posetrack17", "annotations"), ("posetrack18", "annotations"),

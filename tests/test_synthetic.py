@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stdpose.cli import main
-from stdpose.data.posetrack import read_detections, read_posetrack18
+from stdpose.data.formats import read_detections, read_posetrack18
 from stdpose.data.synthetic import (
     INFO_FILE,
     PRESETS,

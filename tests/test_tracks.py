@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from stdpose.data.records import Frame, Person, Video
-from stdpose.data.tracks import (
+from stdpose.errors import ConfigError, DataError
+from stdpose.propagation.tracks import (
     DetectionMatchSummary,
     box_iou,
     boxes_from_detections,
@@ -18,7 +19,6 @@ from stdpose.data.tracks import (
     segment_plan,
     track_segments,
 )
-from stdpose.errors import ConfigError, DataError
 
 
 def make_person(x: float, y: float = 50.0, track_id: int | None = 1, bbox=None) -> Person:
@@ -95,7 +95,7 @@ def test_one_sided_half_includes_the_midpoint_frame_for_even_gaps():
 
 def test_one_sided_summary_is_logged(caplog):
     video = make_video(8, {0: [make_person(0, track_id=1)], 7: []})
-    with caplog.at_level(logging.WARNING, logger="stdpose.data.tracks"):
+    with caplog.at_level(logging.WARNING, logger="stdpose.propagation.tracks"):
         segs = track_segments(video, [0, 7])
     assert [s.kind for s in segs] == ["left_only"]
     assert "1 track(s) end" in caplog.text

@@ -167,7 +167,7 @@ def test_save_overlay_frame_writes_an_image(tmp_path):
 def test_overlay_on_a_real_posetrack_frame(tmp_path):
     import cv2
 
-    from stdpose.data.posetrack import read_posetrack18
+    from stdpose.data.formats import read_posetrack18
 
     root = shared_data("posetrack18_samples")
     video = read_posetrack18(root / "annotations" / "val" / "012834_mpii_test.json")[0]

@@ -83,11 +83,11 @@ def _by_name(videos: list) -> dict:
 
 def _inputs(args: argparse.Namespace, labels: list | None) -> list[tuple]:
     """[(work video, frame source, labels video or None)] for the --video input."""
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
     from stdpose.data.records import Frame, Video
     from stdpose.data.video import ImageListReader, VideoFrames, open_frames
-    from stdpose.engine.propagate import AlignedFrames, align_labels, reference_size
     from stdpose.errors import ConfigError, DataError
+    from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size
 
     source = Path(args.video)
     if not source.exists():
@@ -123,7 +123,7 @@ def _inputs(args: argparse.Namespace, labels: list | None) -> list[tuple]:
 
 
 def _write_outputs(videos: list, out: Path) -> list[Path]:
-    from stdpose.data.posetrack import write_posetrack18
+    from stdpose.data.formats import write_posetrack18
 
     if out.suffix.lower() == ".json":
         write_posetrack18(videos, out)
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from stdpose.atomic import atomic_write_json
-    from stdpose.data.posetrack import read_annotations, read_detections
+    from stdpose.data.formats import read_annotations, read_detections
     from stdpose.engine.predict import Estimator, boxes_from_detections, boxes_from_labels
     from stdpose.errors import ConfigError
 

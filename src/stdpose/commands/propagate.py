@@ -87,8 +87,8 @@ def _pick_video(videos: list, name: str | None, path: str):
 
 
 def _detections_by_frame(path: str, video, notes: list[str]) -> dict[int, list]:
-    from stdpose.data.posetrack import read_detections
-    from stdpose.data.tracks import detections_for_video
+    from stdpose.data.formats import read_detections
+    from stdpose.propagation.tracks import detections_for_video
 
     dets = read_detections(path)
     out = {i: d for i, d in detections_for_video(video, dets).items() if d}
@@ -100,7 +100,7 @@ def _detections_by_frame(path: str, video, notes: list[str]) -> dict[int, list]:
 
 
 def _write(video, path: str) -> None:
-    from stdpose.data.posetrack import write_coco_keypoints, write_posetrack17, write_posetrack18
+    from stdpose.data.formats import write_coco_keypoints, write_posetrack17, write_posetrack18
 
     fmt = video.extra.get("format")
     if fmt == "coco":
@@ -119,13 +119,13 @@ def _build_propagator(args: argparse.Namespace, detections):
         if not args.checkpoint:
             raise ConfigError("--method stdpose needs --checkpoint (a trained propagation model); or choose "
                               "--method flow|linear|nearest")
-        from stdpose.engine.propagate import STDPosePropagator
+        from stdpose.propagation.learned import STDPosePropagator
 
         return STDPosePropagator.from_checkpoint(args.checkpoint, device=args.device, batch_size=args.batch_size,
                                                  progress=progress, one_sided=args.one_sided, detections=detections)
     if args.checkpoint:
         raise ConfigError(f"--checkpoint is only used by --method stdpose (got --method {args.method})")
-    from stdpose.baselines import get_propagator
+    from stdpose.propagation.methods import get_propagator
 
     return get_propagator(args.method, one_sided=args.one_sided, detections=detections, progress=progress)
 
@@ -146,11 +146,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
     from stdpose.data.video import ImageListReader, open_frames
-    from stdpose.engine.propagate import AlignedFrames, align_labels, reference_size, restore_alignment
-    from stdpose.engine.protocol import sparsify
     from stdpose.errors import ConfigError, DataError
+    from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size, restore_alignment
+    from stdpose.propagation.protocol import sparsify
 
     needs_frames = args.method in ("stdpose", "flow")
     if (needs_frames or args.overlay) and not args.video:

@@ -219,7 +219,7 @@ class TripletDataset(Dataset):
         if self.crop == "key" or person.track_id is None:
             return box
         # "segment": the union of the track's boxes in the two auxiliary (labeled) frames, exactly the crop a
-        # propagator can compute before seeing the key frame (stdpose.data.tracks.segment_crop_box); the key
+        # propagator can compute before seeing the key frame (stdpose.propagation.tracks.segment_crop_box); the key
         # frame's own box is used only when the track is labeled in neither auxiliary frame.
         video = self.videos[vi]
         boxes = []
@@ -372,7 +372,7 @@ class PoseDataModule(pl.LightningDataModule):
         return cls(cfg)
 
     def _dataset(self, split: str, train: bool) -> TripletDataset:
-        from stdpose.data.posetrack import read_annotations
+        from stdpose.data.formats import read_annotations
 
         spec = self.cfg[split]
         c = self.cfg

@@ -515,7 +515,7 @@ def _empty_video(scene: Scene) -> Video:
 def make_detections(video: Video, rng: np.random.Generator, cfg: PresetConfig) -> list:
     """Simulated person detector output for a video: jittered ground-truth boxes (some missed, more so when the
     person is mostly hidden), plus false positives; scores rank true boxes above most false ones."""
-    from stdpose.data.posetrack import Detection
+    from stdpose.data.formats import Detection
 
     dets = []
     for frame in video.frames:
@@ -566,7 +566,7 @@ def generate_dataset(out_dir: str | Path, preset: str | PresetConfig = "tiny", s
     from tqdm import tqdm
 
     from stdpose.atomic import atomic_path, atomic_write_json
-    from stdpose.data.posetrack import write_detections, write_posetrack18
+    from stdpose.data.formats import write_detections, write_posetrack18
 
     cfg = get_preset(preset)
     out = Path(out_dir)
@@ -636,7 +636,7 @@ def _config_dict(cfg: PresetConfig) -> dict[str, Any]:
 
 def _check_out_dir(out: Path) -> dict | None:
     """The previous synth_info.json when `out` holds an earlier synthetic dataset; None for a new/empty folder."""
-    from stdpose.data.posetrack import load_json
+    from stdpose.data.formats import load_json
 
     if out.exists() and not out.is_dir():
         raise DataError(out, "output path exists and is not a folder")

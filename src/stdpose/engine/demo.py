@@ -91,12 +91,12 @@ def run_demo(out_dir: str | Path = "outputs", config: str | Path = "configs/synt
              overrides: list[str] | None = None, interval: int = 7, seed: int = 0,
              methods: tuple[str, ...] = BASELINES) -> DemoResult:
     """Run every stage; returns the printed table and where the files are."""
-    from stdpose.baselines import get_propagator
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
     from stdpose.data.video import VideoFrames
-    from stdpose.engine.propagate import STDPosePropagator
-    from stdpose.engine.protocol import evaluate_propagators
     from stdpose.eval.posetrack_map import PoseTrackMapResult
+    from stdpose.propagation.learned import STDPosePropagator
+    from stdpose.propagation.methods import get_propagator
+    from stdpose.propagation.protocol import evaluate_propagators
     from stdpose.viz import plot_ap_chart, write_overlay_video
 
     out = Path(out_dir).absolute()
@@ -118,7 +118,7 @@ def run_demo(out_dir: str | Path = "outputs", config: str | Path = "configs/synt
          f"videos with {', '.join(propagators)}")
     outputs: dict[str, list] = {}
     # Every method would repeat the same notes about people entering/leaving between labels; say it once here.
-    for name in ("stdpose.data.tracks", "stdpose.baselines.common", "stdpose.engine.propagate"):
+    for name in ("stdpose.propagation.tracks", "stdpose.propagation.common", "stdpose.propagation.learned"):
         logging.getLogger(name).setLevel(logging.ERROR)
     _say("people present in only one of two labels are propagated up to the gap's midpoint (docs/baselines.md)")
     results = evaluate_propagators(val_videos, lambda v: VideoFrames(v, data_dir), propagators, interval,

@@ -363,7 +363,7 @@ def posetrack_image_id(video: Video, frame: Frame) -> int | None:
 def boxes_from_detections(
     video: Video, detections: Mapping[int, Sequence[Any]], by_frame_index: bool = False
 ) -> dict[int, list[ScoredBox]]:
-    """Re-key detections read by `stdpose.data.posetrack.read_detections` (image_id -> detections) by frame index.
+    """Re-key detections read by `stdpose.data.formats.read_detections` (image_id -> detections) by frame index.
 
     Matching: by image id (`posetrack_image_id`), and, for detections that carry a `file_name` (or `image_name`)
     field, by the frame's file name (its last two path parts, "<sequence>/<frame>.jpg").

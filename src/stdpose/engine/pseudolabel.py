@@ -429,7 +429,7 @@ class PseudoLabelPipeline:
     # ------------------------------------------------------------------------------------------ stages
 
     def _run_sparse(self, results: dict) -> dict:
-        from stdpose.data.posetrack import read_annotations, write_posetrack18
+        from stdpose.data.formats import read_annotations, write_posetrack18
 
         folder = self.stage_dir("sparse")
         if _rank() != 0:
@@ -495,10 +495,10 @@ class PseudoLabelPipeline:
     def _run_pseudolabels(self, results: dict) -> dict:
         import json
 
-        from stdpose.data.posetrack import read_annotations, read_detections, write_posetrack18
-        from stdpose.data.tracks import detections_for_video
+        from stdpose.data.formats import read_annotations, read_detections, write_posetrack18
         from stdpose.data.video import VideoFrames
-        from stdpose.engine.propagate import STDPosePropagator
+        from stdpose.propagation.learned import STDPosePropagator
+        from stdpose.propagation.tracks import detections_for_video
 
         folder = self.stage_dir("pseudolabels")
         if _rank() != 0:

@@ -420,9 +420,9 @@ def evaluate_paths(
     dist_thresh: float = DIST_THRESH,
 ) -> PoseTrackMapResult:
     """Read ground truth and predictions (a file or a folder of per-video files: PoseTrack18/21, PoseTrack17)
-    with `stdpose.data.posetrack.read_annotations` and evaluate them. Files are judged with poseval's presence
+    with `stdpose.data.formats.read_annotations` and evaluate them. Files are judged with poseval's presence
     rule by default, since that is how poseval reads the same files."""
-    from stdpose.data.posetrack import read_annotations
+    from stdpose.data.formats import read_annotations
 
     for label, path in (("ground truth", gt_path), ("predictions", pred_path)):
         if not Path(path).exists():

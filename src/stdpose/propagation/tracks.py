@@ -350,6 +350,6 @@ def boxes_from_detections(
 
 
 def detections_for_video(video: Video, detections: Mapping[int, Sequence[Any]]) -> dict[int, list[Any]]:
-    """Re-key detections read by `stdpose.data.posetrack.read_detections` (image_id -> detections) by the frame
+    """Re-key detections read by `stdpose.data.formats.read_detections` (image_id -> detections) by the frame
     index of `video` (frames whose image_id has no detection get none), for `boxes_from_detections`."""
     return {f.index: list(detections.get(f.image_id, ())) for f in video.frames if f.image_id is not None}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stdpose.baselines.common import (
+from stdpose.propagation.common import (
     FrameSource,
     PosePrediction,
     SegmentPropagator,
@@ -17,7 +17,7 @@ from stdpose.baselines.common import (
     side_distances,
     side_keypoints,
 )
-from stdpose.data.tracks import TrackSegment
+from stdpose.propagation.tracks import TrackSegment
 
 
 class LinearPropagator(SegmentPropagator):

@@ -19,14 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from stdpose.data.records import Box, Frame, Person, Video
-from stdpose.data.tracks import (
+from stdpose.errors import DataError
+from stdpose.propagation.tracks import (
     SegmentPlan,
     TrackSegment,
     boxes_from_detections,
     interpolate_box,
     segment_plan,
 )
-from stdpose.errors import DataError
 from stdpose.skeleton import NUM_SLOTS
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class SegmentPropagator:
     `prepare` may set up per-video state (e.g. an optical-flow cache), `finish_gap` may free it. Segments are
     visited gap by gap (all tracks of one pair of labeled frames together) so per-gap state is built once.
 
-    Options shared by all: `one_sided` (see `stdpose.data.tracks`), `half_life` (frames; score decay with the
+    Options shared by all: `one_sided` (see `stdpose.propagation.tracks`), `half_life` (frames; score decay with the
     distance to the label), `detections` (frame index -> detections; boxes of unlabeled frames are matched to them,
     see `boxes_from_detections`), `progress` (tqdm bar over segments).
     """
@@ -228,7 +228,7 @@ class SegmentPropagator:
             self.finish_gap(*gap)
         boxes = None
         if self.detections is not None:
-            from stdpose.data.tracks import DetectionMatchSummary
+            from stdpose.propagation.tracks import DetectionMatchSummary
 
             det_summary = DetectionMatchSummary()
             boxes = boxes_from_detections(plan.segments, self.detections, summary=det_summary)

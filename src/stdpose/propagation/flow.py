@@ -19,16 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from stdpose.baselines.common import (
+from stdpose.data.records import Video
+from stdpose.errors import ConfigError, DataError
+from stdpose.propagation.common import (
     FrameSource,
     PosePrediction,
     SegmentPropagator,
     joint_scores,
     side_keypoints,
 )
-from stdpose.data.records import Video
-from stdpose.data.tracks import TrackSegment, interpolate_box
-from stdpose.errors import ConfigError, DataError
+from stdpose.propagation.tracks import TrackSegment, interpolate_box
 
 # OpenCV's Farneback parameters (names as in cv2.calcOpticalFlowFarneback); 5 pyramid levels for fast motion.
 FARNEBACK_DEFAULTS: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """Non-learned propagation baselines (nearest label, linear interpolation, Farneback optical flow) and the
 `Propagator` interface every propagation method implements (the learned STDPose propagator included).
 
-    from stdpose.baselines import get_propagator
+    from stdpose.propagation.methods import get_propagator
     out = get_propagator("linear").propagate(video, frames=None, labeled=video.labeled_indices())
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stdpose.baselines.common import (
+from stdpose.errors import ConfigError
+from stdpose.propagation.common import (
     FrameSource,
     PosePrediction,
     Propagator,
@@ -17,7 +18,6 @@ from stdpose.baselines.common import (
     assemble_video,
     distance_score,
 )
-from stdpose.errors import ConfigError
 
 BASELINES = ("nearest", "linear", "flow")
 
@@ -26,11 +26,11 @@ def get_propagator(name: str, **kwargs: Any) -> Propagator:
     """A baseline propagator by name ("nearest", "linear", "flow"); keyword options go to its constructor
     (see `SegmentPropagator`, and `FlowPropagator` for max_side / farneback)."""
     if name == "nearest":
-        from stdpose.baselines.nearest import NearestPropagator as cls
+        from stdpose.propagation.nearest import NearestPropagator as cls
     elif name == "linear":
-        from stdpose.baselines.linear import LinearPropagator as cls
+        from stdpose.propagation.linear import LinearPropagator as cls
     elif name == "flow":
-        from stdpose.baselines.flow import FlowPropagator as cls
+        from stdpose.propagation.flow import FlowPropagator as cls
     else:
         raise ConfigError(f"unknown propagation method {name!r}; baselines: {', '.join(BASELINES)}")
     try:
