@@ -22,7 +22,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated/corrupt files
-        raise DataError(path, f"cannot read checkpoint ({type(err).__name__}: {err})") from None
+        raise DataError(path, f"cannot read checkpoint ({type(err).__name__}: {_first_line(err)})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise DataError(path, "not a stdpose/Lightning checkpoint (no 'state_dict')")
     config = (ckpt.get("hyper_parameters") or {}).get("config")
@@ -50,3 +50,25 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})",
         )
     return model.to(device).eval(), config
+
+
+def check_resume_checkpoint(path: str | Path, cfg: dict) -> None:
+    """DataError (one line) when `path` cannot be resumed by the experiment `cfg`: unreadable, a pickle that
+    weights_only refuses, not written by `stdpose train`, or trained for another task or another model."""
+    ckpt = read_checkpoint(path)
+    saved = ckpt["hyper_parameters"]["config"]
+    if saved["data"].get("task") != cfg["data"].get("task"):
+        raise DataError(path, f"checkpoint of a {saved['data'].get('task')} model; this run trains "
+                              f"{cfg['data'].get('task')}: give a checkpoint of the same task or no --resume")
+    differ = sorted(k for k in set(saved["model"]) | set(cfg["model"])
+                    if k != "pretrained" and saved["model"].get(k) != cfg["model"].get(k))
+    if differ:
+        shown = ", ".join(f"model.{k}: {saved['model'].get(k)!r} in the checkpoint, {cfg['model'].get(k)!r} here"
+                          for k in differ[:3])
+        raise DataError(path, f"checkpoint of another model ({shown}); resume with the config it was trained with")
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message (torch's errors run to many lines)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

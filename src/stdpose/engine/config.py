@@ -60,11 +60,12 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "deterministic": False,
     "enable_progress_bar": True,
     "sync_batchnorm": False,
+    "checkpoint_every_n_steps": 0,  # >0: also write checkpoints/step-last.ckpt every N optimizer steps (mid-epoch)
 }
 
 CHECKPOINT_DEFAULTS: dict[str, Any] = {
     "keep_every_epoch": False,  # also keep epochNNN.ckpt for every epoch (big for ViT-B), not just last + best
-    "every_n_train_steps": 0,  # >0: also refresh last.ckpt every N optimizer steps (long epochs on big data)
+    "every_n_train_steps": 0,  # older name of trainer.checkpoint_every_n_steps (either one turns step checkpoints on)
     "monitor": "val/mAP",
     "mode": "max",
 }
@@ -286,6 +287,7 @@ def _validate_trainer(tr: dict) -> dict:
     _require_int(tr, "log_every_n_steps", "trainer.", minimum=1)
     _require_int(tr, "num_sanity_val_steps", "trainer.", minimum=-1)
     _require_int(tr, "seed", "trainer.", minimum=0)
+    _require_int(tr, "checkpoint_every_n_steps", "trainer.", minimum=0)
     if tr["check_val_every_n_epoch"] is not None:
         _require_int(tr, "check_val_every_n_epoch", "trainer.", minimum=1)
     for key in ("val_check_interval", "limit_train_batches", "limit_val_batches"):

@@ -34,37 +34,85 @@ from stdpose.errors import ConfigError, DataError
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 INTERRUPTED = "interrupted.ckpt"
+STEP_LAST = "step-last.ckpt"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save through stdpose.atomic: a checkpoint file is either complete or absent (kill -9 safe)."""
+    """torch.save through stdpose.atomic: a checkpoint file is either complete or absent (kill -9 safe); every
+    load (Lightning's `--resume` included) is `weights_only=True`, so a planted pickle is refused, never run."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         with atomic_path(Path(path)) as tmp:
             torch.save(checkpoint, tmp)
 
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        return super().load_checkpoint(path, map_location=map_location or "cpu", weights_only=True)
 
-class InterruptCheckpoint(Checkpoint):
-    """Save `interrupted.ckpt` when training stops on an exception (Ctrl-C, out of memory, NaN check, ...).
 
-    Unlike Lightning's OnExceptionCheckpoint the file is kept when a later run finishes, and it is removed only
-    when that run has written a newer last.ckpt, so `--resume auto` always finds the newest state."""
+class LifecycleCheckpoint(Checkpoint):
+    """The resume checkpoints, written by us (Lightning 2.6's `save_last` writes last.ckpt only when a top-k save
+    happens at the same step, i.e. never with save_top_k=0 until training ends):
 
-    def __init__(self, dirpath: Path):
+    - `last.ckpt` at the end of every training epoch (after that epoch's validation), plus `epochNNN.ckpt` when
+      `checkpoint.keep_every_epoch`; once it is written, the older `interrupted.ckpt` / `step-last.ckpt` are
+      removed (they are superseded, never deleted before something newer exists);
+    - `step-last.ckpt` every `trainer.checkpoint_every_n_steps` optimizer steps, saved at the end of a training
+      batch (the state Lightning restores mid-epoch; the data order continues exactly, see data_order.py);
+    - `interrupted.ckpt` when training stops on an exception (Ctrl-C, SIGTERM, out of memory, NaN check).
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int = 0, keep_every_epoch: bool = False):
         super().__init__()
-        self.path = Path(dirpath) / INTERRUPTED
-        self.saved = False
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = int(every_n_steps)
+        self.keep_every_epoch = bool(keep_every_epoch)
+        self._last_step_saved = -1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step_saved:
+            self._last_step_saved = step  # accumulation: several batches end at the same optimizer step
+            trainer.save_checkpoint(self.dirpath / STEP_LAST)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.dirpath / LAST)
+        if self.keep_every_epoch:
+            trainer.save_checkpoint(self.dirpath / f"epoch{trainer.current_epoch:03d}.ckpt")
+        if trainer.is_global_zero:
+            for stale in (INTERRUPTED, STEP_LAST):  # both older than the last.ckpt just written
+                (self.dirpath / stale).unlink(missing_ok=True)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.global_step == 0 and trainer.current_epoch == 0:
             return  # nothing trained yet: keep any older checkpoint as the thing to resume
-        trainer.save_checkpoint(self.path)
-        self.saved = True
+        trainer.save_checkpoint(self.dirpath / INTERRUPTED)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # last.ckpt (saved by the ModelCheckpoint that runs before this callback) is now the newer state.
-        if trainer.is_global_zero and self.path.exists():
-            self.path.unlink()
+
+class StopOnSigterm(pl.Callback):
+    """SIGTERM (a scheduler's or `kill`'s stop; the one signal a `nohup ... &` job still gets) stops training like
+    Ctrl-C: save interrupted.ckpt, then exit. The stop happens at the end of the running training batch (the state a
+    mid-epoch resume continues exactly); a second SIGTERM stops at once.
+
+    Lightning's own SIGTERM handler is replaced while training runs (it would stop mid-validation); Lightning puts
+    the original handler back at teardown."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -78,18 +126,8 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def checkpoint_callbacks(cfg: dict, ckpt_dir: Path) -> list[pl.Callback]:
-    """last.ckpt every epoch (plus every N steps if configured), best by the monitored metric, interrupt."""
+    """last.ckpt every epoch, step-last.ckpt every N steps if configured, best by the monitored metric, interrupt."""
     ck = cfg["checkpoint"]
-    last = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="epoch{epoch:03d}",
-        auto_insert_metric_name=False,
-        save_top_k=-1 if ck["keep_every_epoch"] else 0,
-        save_last=True,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
     monitor = ck["monitor"]
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -101,14 +139,9 @@ def checkpoint_callbacks(cfg: dict, ckpt_dir: Path) -> list[pl.Callback]:
         save_last=False,
         enable_version_counter=False,
     )
-    callbacks: list[pl.Callback] = [last, best]
-    if ck["every_n_train_steps"]:
-        callbacks.append(
-            ModelCheckpoint(dirpath=ckpt_dir, filename="step-last", save_top_k=0, save_last=True,
-                            every_n_train_steps=ck["every_n_train_steps"], enable_version_counter=False)
-        )
-    callbacks.append(InterruptCheckpoint(ckpt_dir))
-    return callbacks
+    every = cfg["trainer"].get("checkpoint_every_n_steps") or ck["every_n_train_steps"]
+    lifecycle = LifecycleCheckpoint(ckpt_dir, every_n_steps=every, keep_every_epoch=ck["keep_every_epoch"])
+    return [best, lifecycle, StopOnSigterm()]
 
 
 def build_trainer(cfg: dict, output_dir: str | Path, extra_callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
@@ -165,7 +198,7 @@ def find_resume_checkpoint(output_dir: str | Path) -> Path | None:
     the hpc_ckpt_N.ckpt that Lightning writes there when SLURM signals a requeue (SIGUSR1)."""
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / CHECKPOINT_DIR
-    found = [p for p in (ckpt_dir / LAST, ckpt_dir / INTERRUPTED, ckpt_dir / "step-last.ckpt") if p.is_file()]
+    found = [p for p in (ckpt_dir / LAST, ckpt_dir / INTERRUPTED, ckpt_dir / STEP_LAST) if p.is_file()]
     found += [p for p in output_dir.glob("hpc_ckpt_*.ckpt") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -240,6 +273,10 @@ def train(cfg: dict, resume: str | None = None, output_dir: str | Path | None = 
     output_dir = Path(output_dir or cfg["output_dir"]).absolute()
     cfg = {**cfg, "output_dir": str(output_dir)}
     ckpt_path = resolve_resume(resume, output_dir)
+    if ckpt_path is not None:
+        from stdpose.engine.checkpoints import check_resume_checkpoint
+
+        check_resume_checkpoint(ckpt_path, cfg)
     quiet_lightning()
     pl.seed_everything(cfg["trainer"]["seed"], workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -250,9 +287,10 @@ def train(cfg: dict, resume: str | None = None, output_dir: str | Path | None = 
     interrupted = False
     sigint = signal.getsignal(signal.SIGINT)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                    weights_only=True)
     except SystemExit:
-        # Lightning handles Ctrl-C itself (checkpoint via InterruptCheckpoint, teardown), then calls sys.exit(1).
+        # Lightning handles Ctrl-C itself (checkpoint via LifecycleCheckpoint, teardown), then calls sys.exit(1).
         if not trainer.interrupted:
             raise
         interrupted = True
@@ -287,6 +325,9 @@ def quiet_lightning() -> None:
     if not any(isinstance(f, _DropNotice) for f in logger.filters):
         logger.addFilter(_DropNotice())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Resuming into the same folder is what --resume does; mid-epoch resume is exact through data_order.py.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r".*checkpoint that ended before the epoch ended.*")
 
 
 def world_info() -> str:
