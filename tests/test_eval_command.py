@@ -17,7 +17,7 @@ def test_posetrack_table_json_and_reference_number(tmp_path, capsys):
                  "--title", "mine"]) == 0
     printed = capsys.readouterr().out
     lines = printed.splitlines()
-    assert lines[0].startswith("PoseTrack mAP: 30 labeled frames in 5 videos")
+    assert lines[0].startswith("PoseTrack mAP: 30 evaluated frames in 5 videos")
     assert lines[1].split() == ["Method", "Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean"]
     assert lines[2].split()[0] == "mine" and lines[2].split()[-1] == f"{REFERENCE[(1, False)][15]:.1f}"
     assert "right_ankle" in printed and "note:" in printed

@@ -162,14 +162,24 @@ def test_duplicate_prediction_is_a_false_positive_and_the_first_wins():
     assert result.groups["Mean"] == pytest.approx(50.0)
 
 
-def test_unlabeled_and_empty_frames_are_not_evaluated():
+def test_empty_frames_are_not_evaluated_unlabeled_frames_with_persons_are_as_in_poseval():
     gt = [video([[gt_person()], [], [gt_person()]], labeled=[True, True, False])]
     fp = pred_person(pose(dx=600), 0.99)
     pred = [video([[pred_person()], [fp], [fp]])]  # FPs in the empty labeled and in the unlabeled frame
+    # poseval's rule: frame 2 holds a person, so it is evaluated although is_labeled is false; the empty frame 1
+    # is dropped with its prediction. Per joint: 2 GT; ranked 0.99 (frame 2, FP), 0.9 (frame 0, TP) ->
+    # precision [0, 1/2], recall [0, 1/2] -> AP = 1/2 * 1/2 = 25
     result = evaluate_posetrack(gt, pred)
-    assert result.num_images == 1
-    assert result.groups["Mean"] == pytest.approx(100.0)
-    assert result.counts["pred_frames_not_evaluated"] == 2
+    assert result.num_images == 2
+    assert result.groups["Mean"] == pytest.approx(25.0)
+    assert result.counts["pred_frames_not_evaluated"] == 1
+    assert result.counts["gt_unlabeled_frames_with_persons"] == 1
+    assert any("evaluated, as poseval does" in n for n in result.notes)
+    # the stricter rule, on request: only frame 0 -> one TP -> AP 100
+    strict = evaluate_posetrack(gt, pred, labeled_only=True)
+    assert strict.num_images == 1
+    assert strict.groups["Mean"] == pytest.approx(100.0)
+    assert strict.counts["pred_frames_not_evaluated"] == 2
 
 
 def test_labeled_frame_whose_persons_have_no_joints_still_counts_predictions():

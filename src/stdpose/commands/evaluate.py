@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lenient", action="store_true",
                         help="posetrack: skip predicted videos/frames that are not in the ground truth and count "
                              "ground-truth videos without predictions as missed, instead of stopping")
+    parser.add_argument("--labeled-only", action="store_true",
+                        help="posetrack: evaluate only frames whose is_labeled is true (poseval, the default, "
+                             "evaluates every frame that holds persons); named in the table header when used")
     parser.add_argument("--per-joint", action="store_true", help="posetrack: also print AP/precision/recall per joint")
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
     parser.add_argument("--title", default=None, help="row label for the table (default: the predictions' name)")
@@ -56,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         from stdpose.eval.posetrack_map import evaluate_paths
 
-        result = evaluate_paths(args.gt, args.pred, presence=args.presence, strict=not args.lenient)
+        result = evaluate_paths(args.gt, args.pred, presence=args.presence, strict=not args.lenient,
+                                labeled_only=args.labeled_only)
         counts = result.counts
-        title = (f"PoseTrack mAP: {result.num_images} labeled frames in {counts['videos']} videos, "
+        title = (f"PoseTrack mAP: {result.num_images} evaluated frames in {counts['videos']} videos, "
                  f"{counts['gt_persons']} GT / {counts['pred_persons']} predicted persons")
+        if args.labeled_only:
+            title += " (--labeled-only: frames with is_labeled false are not evaluated; poseval evaluates them)"
         print(result.format_table(title=title, label=label, markdown=args.markdown))
         if args.per_joint:
             print()

@@ -312,7 +312,7 @@ def pseudo_label_quality(originals: Sequence[Video], merged: Sequence[Video]) ->
         preds.append(dataclasses.replace(video, frames=[f for f in video.frames if f.index in pseudo]))
     if not gts:
         return None
-    return evaluate_posetrack(gts, preds, strict=False)
+    return evaluate_posetrack(gts, preds, strict=False, labeled_only=True)  # is_labeled marks the scored frames
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -1,11 +1,10 @@
-"""Point-in-ignore-region test with the semantics poseval gets from shapely/GEOS `Polygon.contains(Point)`.
+"""Point-in-ignore-region test, exactly poseval's: shapely/GEOS `Polygon.contains(Point)`.
 
 poseval removes every ground-truth and predicted joint that lies inside an ignore region. It builds a
 `shapely.geometry.Polygon` from the region's vertices and asks `contains`, which is true only for points strictly
-inside: a point on the boundary (an edge or a vertex) is NOT removed. GEOS locates the point with a ray-crossing
-count (`RayCrossingCounter`): an odd number of crossings of a ray to the right means inside, and points found on
-an edge are boundary. This module re-implements that count, vectorised over points, so no geometry library is
-needed. Orientation is computed in plain float64, which is exact for the integer pixel coordinates PoseTrack uses.
+inside: a point on the boundary (an edge or a vertex) is NOT removed. We call the same predicate (vectorised
+`shapely.contains_xy`), so joints on or within rounding distance of an edge get poseval's answer; GEOS decides
+orientation with exact arithmetic, which a float re-implementation does not match for non-integer vertices.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import shapely
 
 
 def ring_is_usable(xs: Sequence[float], ys: Sequence[float]) -> bool:
@@ -30,32 +30,13 @@ def ring_is_usable(xs: Sequence[float], ys: Sequence[float]) -> bool:
 def points_strictly_inside(points: np.ndarray, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
     """(N,) bool: which of `points` (N, 2) lie strictly inside the polygon with vertices (xs, ys).
 
-    The ring is closed implicitly. Unusable rings (see `ring_is_usable`) contain nothing.
+    The ring is closed implicitly (as shapely closes it). Unusable rings (see `ring_is_usable`) contain nothing.
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    inside = np.zeros(len(points), dtype=bool)
     if len(points) == 0 or not ring_is_usable(xs, ys):
-        return inside
-    vx = np.asarray(xs, dtype=np.float64)
-    vy = np.asarray(ys, dtype=np.float64)
-    # segments p1 -> p2, including the closing one (a zero-length closing segment changes nothing)
-    x1, y1 = vx[:, None], vy[:, None]  # (S, 1)
-    x2, y2 = np.roll(vx, -1)[:, None], np.roll(vy, -1)[:, None]
-    px, py = points[None, :, 0], points[None, :, 1]  # (1, N)
-
-    relevant = ~((x1 < px) & (x2 < px))  # segments entirely left of the point never count
-    at_vertex = relevant & (px == x2) & (py == y2)
-    horizontal = relevant & ~at_vertex & (y1 == py) & (y2 == py)
-    on_horizontal = horizontal & (px >= np.minimum(x1, x2)) & (px <= np.maximum(x1, x2))
-    # upward edges include their start and exclude their end; downward edges the opposite
-    straddles = relevant & ~at_vertex & ~horizontal & (((y1 > py) & (y2 <= py)) | ((y2 > py) & (y1 <= py)))
-    cross = (x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)  # > 0: point left of p1->p2
-    orient = np.sign(cross)
-    on_edge = straddles & (orient == 0)
-    orient = np.where(y2 < y1, -orient, orient)  # make every edge point upwards
-    crossings = np.sum(straddles & (orient > 0), axis=0)  # (N,)
-    on_boundary = np.any(at_vertex | on_horizontal | on_edge, axis=0)
-    return (crossings % 2 == 1) & ~on_boundary
+        return np.zeros(len(points), dtype=bool)
+    polygon = shapely.Polygon(np.column_stack([np.asarray(xs, np.float64), np.asarray(ys, np.float64)]))
+    return np.asarray(shapely.contains_xy(polygon, points[:, 0], points[:, 1]), dtype=bool)
 
 
 def points_in_regions(points: np.ndarray, regions: Sequence[tuple[Sequence[float], Sequence[float]]]) -> np.ndarray:

@@ -3,11 +3,15 @@
 Every number stdpose reports goes through `evaluate_posetrack`. The algorithm (poseval's `evaluateAP`, see
 docs/evaluation.md for every detail and decision):
 
-1. Ground-truth frames are the labeled frames holding at least one person (poseval drops frames with an empty
-   `annorect`, together with their predictions). Predictions are paired with them by video and file name.
+1. Ground-truth frames are the frames holding at least one person, whatever their `is_labeled` says (poseval
+   drops only frames with an empty `annorect`, together with their predictions); `labeled_only=True` also drops
+   frames whose `is_labeled` is false (a stricter rule, named in the table header when used). Predictions are
+   paired with them by video and file name.
 2. Joints: the 15 PoseTrack joints in poseval's order (`skeleton.POSEVAL_NAMES`; PoseTrack18 `head_bottom` is
    poseval's joint 12 "neck"). Ears are never evaluated.
-3. Ground-truth and predicted joints strictly inside one of the frame's ignore regions are removed.
+3. Ground-truth and predicted joints strictly inside one of the frame's ignore regions are removed (shapely's
+   exact `contains`, as poseval). Predicted joints far outside the image are scored as they are (misses, in
+   practice) and counted (`pred_joints_outside_image`); a metric never refuses a prediction for being wrong.
 4. Per image, predictions are assigned to ground-truth persons by PCKh@0.5 (`matching.match_image`), with the
    head size 0.6 x the ground-truth head-box diagonal.
 5. Per joint, all predicted joints of all images are ranked by their score; AP is poseval's VOC-style area
@@ -152,7 +156,7 @@ def _video_label(video: Video) -> str:
 
 
 def _pair_videos(gt: list[Video], pred: list[Video], strict: bool, counts: dict[str, int],
-                 notes: list[str]) -> list[Video | None]:
+                 notes: list[str], labeled_only: bool = False) -> list[Video | None]:
     """For each GT video, its predicted video (matched by name, then vid_id) or None."""
     by_name = {v.name: i for i, v in enumerate(gt)}
     if len(by_name) != len(gt):
@@ -177,7 +181,7 @@ def _pair_videos(gt: list[Video], pred: list[Video], strict: bool, counts: dict[
                                   f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
         counts["pred_videos_skipped"] = len(unknown)
         notes.append(f"skipped {len(unknown)} predicted video(s) not in the ground truth")
-    missing = [gt[i].name for i, p in enumerate(paired) if p is None and _evaluated_positions(gt[i])]
+    missing = [gt[i].name for i, p in enumerate(paired) if p is None and _evaluated_positions(gt[i], labeled_only)]
     if missing:
         if strict:
             raise DataError(None, f"no predictions for {len(missing)} ground-truth video(s): "
@@ -189,10 +193,11 @@ def _pair_videos(gt: list[Video], pred: list[Video], strict: bool, counts: dict[
     return paired
 
 
-def _evaluated_positions(video: Video) -> list[int]:
-    """Positions of the GT frames poseval evaluates: labeled, with at least one person (poseval drops frames with
-    an empty annorect, and their predictions with them)."""
-    return [i for i, f in enumerate(video.frames) if f.is_labeled and f.persons]
+def _evaluated_positions(video: Video, labeled_only: bool = False) -> list[int]:
+    """Positions of the GT frames poseval evaluates: those with at least one person (poseval drops frames with an
+    empty annorect, and their predictions with them, but does not look at is_labeled); with `labeled_only`, only
+    the labeled ones among them."""
+    return [i for i, f in enumerate(video.frames) if f.persons and (f.is_labeled or not labeled_only)]
 
 
 def _pair_frames(gt_video: Video, pred_video: Video, strict: bool, counts: dict[str, int]) -> dict[int, Frame]:
@@ -281,12 +286,13 @@ def evaluate_posetrack(
     presence: str = "visible",
     strict: bool = True,
     dist_thresh: float = DIST_THRESH,
+    labeled_only: bool = False,
 ) -> PoseTrackMapResult:
     """PoseTrack mAP of `pred` against `gt`, identical to poseval's `evaluateAP` (see the module docstring).
 
     Videos are matched by `Video.name` (then `vid_id`), frames by `Frame.file_name` (then its basename; by index
-    when the predicted frame has no name). Only GT frames with `is_labeled` and at least one person are
-    evaluated. Predicted joints are ranked by `Person.scores`; without scores they get poseval's -9999.
+    when the predicted frame has no name). GT frames with at least one person are evaluated (poseval's rule);
+    `labeled_only` evaluates only those among them whose `is_labeled` is true. Predicted joints are ranked by `Person.scores`; without scores they get poseval's -9999.
     `presence` picks how a slot counts as annotated/predicted (see PRESENCE_RULES).
     strict=True raises DataError for predictions of videos/frames that are not in the ground truth and for GT
     videos without any prediction; strict=False skips / counts them (reported in `counts` and `notes`).
@@ -300,15 +306,15 @@ def evaluate_posetrack(
         ("videos", "gt_persons", "pred_persons", "gt_joints", "pred_joints", "gt_joints_ignored",
          "pred_joints_ignored", "pred_joints_without_score", "pred_frames_skipped", "pred_frames_not_evaluated",
          "gt_images_without_predictions", "gt_unlabeled_frames_with_persons", "degenerate_head_boxes",
-         "degenerate_ignore_regions", "v0_slots_with_position"), 0)
+         "degenerate_ignore_regions", "v0_slots_with_position", "pred_joints_outside_image"), 0)
     notes: list[str] = []
-    paired_videos = _pair_videos(gt, pred, strict, counts, notes)
+    paired_videos = _pair_videos(gt, pred, strict, counts, notes, labeled_only)
 
     all_scores, all_present, all_labels = [], [], []
     num_gt = np.zeros(_J)
     num_images = 0
     for gv, pv in zip(gt, paired_videos):
-        positions = _evaluated_positions(gv)
+        positions = _evaluated_positions(gv, labeled_only)
         counts["gt_unlabeled_frames_with_persons"] += sum(1 for f in gv.frames if not f.is_labeled and f.persons)
         if not positions:
             continue
@@ -332,6 +338,7 @@ def evaluate_posetrack(
             gt_xy, gt_has, _, amb_gt = _person_arrays(frame.persons, presence)
             pr_xy, pr_has, pr_scores, amb_pr = _person_arrays(pred_persons, presence)
             counts["v0_slots_with_position"] += amb_gt + amb_pr
+            counts["pred_joints_outside_image"] += _count_outside(pr_xy, pr_has, frame)
             regions = [r for r in frame.ignore_regions if ring_is_usable(*r)]
             counts["degenerate_ignore_regions"] += len(frame.ignore_regions) - len(regions)
             counts["gt_joints_ignored"] += _remove_ignored(gt_xy, gt_has, regions)
@@ -374,14 +381,26 @@ def evaluate_posetrack(
     groups = {g: float(np.mean([per_joint[n] for n in names])) for g, names in GROUP_JOINTS.items()}
     groups["Mean"] = nan_mean([per_joint[n] for n in JOINT_NAMES])
 
-    _add_notes(counts, notes, num_images, num_gt, per_joint)
+    _add_notes(counts, notes, num_images, num_gt, per_joint, labeled_only)
     counts["images"] = num_images
     return PoseTrackMapResult(per_joint=per_joint, groups=groups, num_images=num_images, precision=precision,
                               recall=recall, counts=counts, notes=notes)
 
 
+def _count_outside(xy: np.ndarray, present: np.ndarray, frame: Frame) -> int:
+    """Predicted joints further outside the frame than the readers' tolerance allows for annotations."""
+    from stdpose.data.formats.common import OUTSIDE_TOLERANCE
+
+    if not frame.width or not frame.height or not present.any():
+        return 0
+    mx, my = OUTSIDE_TOLERANCE * frame.width, OUTSIDE_TOLERANCE * frame.height
+    x, y = xy[..., 0], xy[..., 1]
+    far = (x < -mx) | (x > frame.width + mx) | (y < -my) | (y > frame.height + my)
+    return int(np.sum(far & present))
+
+
 def _add_notes(counts: dict[str, int], notes: list[str], num_images: int, num_gt: np.ndarray,
-               per_joint: dict[str, float]) -> None:
+               per_joint: dict[str, float], labeled_only: bool = False) -> None:
     """Human-readable explanations of everything that was skipped, defaulted or unusual."""
     if num_images == 0:
         notes.append("no labeled ground-truth frame with persons: nothing was evaluated")
@@ -403,8 +422,13 @@ def _add_notes(counts: dict[str, int], notes: list[str], num_images: int, num_gt
         notes.append(f"{counts['v0_slots_with_position']} keypoint slot(s) have v = 0 but a non-zero position: "
                      "presence='poseval' counts them as present, presence='visible' does not")
     if counts["gt_unlabeled_frames_with_persons"]:
-        notes.append(f"{counts['gt_unlabeled_frames_with_persons']} ground-truth frame(s) hold persons but are "
-                     "not labeled: not evaluated (poseval would evaluate them)")
+        how = ("not evaluated (--labeled-only; poseval would evaluate them)" if labeled_only
+               else "evaluated, as poseval does (--labeled-only skips them)")
+        notes.append(f"{counts['gt_unlabeled_frames_with_persons']} ground-truth frame(s) hold persons but say "
+                     f"is_labeled false: {how}")
+    if counts["pred_joints_outside_image"]:
+        notes.append(f"warning: {counts['pred_joints_outside_image']} predicted joint(s) lie far outside their "
+                     "image: scored as they are (misses unless a ground-truth joint is there)")
     no_gt = [n for j, n in enumerate(JOINT_NAMES) if num_gt[j] == 0]
     if no_gt:
         notes.append(f"no ground truth for {', '.join(no_gt)}: AP is NaN with predictions, 0 without (poseval's "
@@ -418,14 +442,25 @@ def evaluate_paths(
     presence: str = "poseval",
     strict: bool = True,
     dist_thresh: float = DIST_THRESH,
+    labeled_only: bool = False,
 ) -> PoseTrackMapResult:
     """Read ground truth and predictions (a file or a folder of per-video files: PoseTrack18/21, PoseTrack17)
     with `stdpose.data.formats.read_annotations` and evaluate them. Files are judged with poseval's presence
-    rule by default, since that is how poseval reads the same files."""
+    rule by default, since that is how poseval reads the same files. Predictions are read without the
+    keypoint-inside-the-image check (they are scored, never refused); the ground truth keeps every check.
+    DataError when the ground truth has no frame to evaluate (a table of zeros would say nothing)."""
     from stdpose.data.formats import read_annotations
+    from stdpose.data.formats.common import keypoints_anywhere
 
     for label, path in (("ground truth", gt_path), ("predictions", pred_path)):
         if not Path(path).exists():
             raise DataError(path, f"{label} file or folder does not exist")
-    return evaluate_posetrack(read_annotations(gt_path), read_annotations(pred_path), presence=presence,
-                              strict=strict, dist_thresh=dist_thresh)
+    gt = read_annotations(gt_path)
+    with keypoints_anywhere():
+        pred = read_annotations(pred_path)
+    result = evaluate_posetrack(gt, pred, presence=presence, strict=strict, dist_thresh=dist_thresh,
+                                labeled_only=labeled_only)
+    if result.num_images == 0:
+        rule = "labeled frame with persons" if labeled_only else "frame with persons"
+        raise DataError(gt_path, f"the ground truth has no {rule}: nothing to evaluate")
+    return result
