@@ -292,7 +292,8 @@ def evaluate_posetrack(
 
     Videos are matched by `Video.name` (then `vid_id`), frames by `Frame.file_name` (then its basename; by index
     when the predicted frame has no name). GT frames with at least one person are evaluated (poseval's rule);
-    `labeled_only` evaluates only those among them whose `is_labeled` is true. Predicted joints are ranked by `Person.scores`; without scores they get poseval's -9999.
+    `labeled_only` evaluates only those among them whose `is_labeled` is true. Predicted joints are ranked by
+    `Person.scores`; without scores they get poseval's -9999.
     `presence` picks how a slot counts as annotated/predicted (see PRESENCE_RULES).
     strict=True raises DataError for predictions of videos/frames that are not in the ground truth and for GT
     videos without any prediction; strict=False skips / counts them (reported in `counts` and `notes`).
