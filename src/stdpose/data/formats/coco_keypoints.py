@@ -14,6 +14,7 @@ from stdpose.atomic import atomic_write_json
 from stdpose.data.formats.common import (
     COCO_CATEGORY,
     POSETRACK18_CATEGORY,
+    as_id,
     int_or_none,
     json_number,
     load_json,
@@ -60,7 +61,7 @@ def read_coco_keypoints(path: str | Path, skipped: Counter | None = None) -> lis
             height=int_or_none(im.get("height")),
             extra={k: v for k, v in im.items() if k not in _COCO_IMAGE_FIELDS},
         )
-        if im["id"] in by_id:
+        if as_id(im["id"], f"{path} (image #{pos})", "image id") in by_id:
             raise DataError(path, f"image #{pos}: duplicate image id {im['id']}")
         by_id[im["id"]] = frame
         frames.append(frame)
@@ -68,7 +69,7 @@ def read_coco_keypoints(path: str | Path, skipped: Counter | None = None) -> lis
         where = f"{path} (annotation #{pos})"
         if not isinstance(ann, dict):
             raise DataError(where, "annotation is not an object")
-        frame = by_id.get(ann.get("image_id"))
+        frame = by_id.get(as_id(ann.get("image_id"), where, "image_id"))
         if frame is None:
             raise DataError(where, f"image_id {ann.get('image_id')!r} matches no image")
         person = person_from_pt18(ann, where, layout, frame, counts)

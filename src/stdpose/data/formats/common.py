@@ -63,6 +63,54 @@ def load_json(path: str | Path) -> Any:
     except json.JSONDecodeError as exc:
         msg = f"malformed or truncated JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise DataError(path, msg) from None
+    except RecursionError:
+        raise DataError(path, "JSON nested too deeply to be an annotation file") from None
+
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def as_bool(value: Any, where: str, name: str, default: bool = False) -> bool:
+    """A flag such as `is_labeled`: true/false, 1/0 (also as 1.0, [1], "1"), or the strings true/false/yes/no
+    (any case). Missing (None) -> `default`. Anything else (2, "maybe", {}) is a DataError: reading "false" as
+    true would silently turn unlabeled frames into labeled ones."""
+    if isinstance(value, list) and len(value) == 1:  # PoseTrack17 wraps values in one-element lists
+        value = value[0]
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise DataError(where, f"{name} must be true or false (or 1/0), got {value!r}")
+
+
+def as_number(value: Any, where: str, name: str) -> float:
+    """A finite number (a numeric string too, as json writers sometimes quote them); DataError otherwise."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        raise DataError(where, f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(where, f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise DataError(where, f"{name} must be finite, got {value!r}")
+    return number
+
+
+def as_id(value: Any, where: str, name: str) -> Any:
+    """An id used as a lookup key (image id): a number, a string or None (missing); DataError for lists,
+    objects and booleans (unhashable or ambiguous keys)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DataError(where, f"{name} must be a number or a string, got {value!r}")
+    return value
 
 
 def as_box(value: Any, where: str, name: str) -> tuple[float, float, float, float] | None:

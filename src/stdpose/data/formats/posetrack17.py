@@ -11,6 +11,8 @@ import numpy as np
 
 from stdpose.atomic import atomic_write_json
 from stdpose.data.formats.common import (
+    as_bool,
+    as_number,
     int_or_none,
     json_number,
     load_json,
@@ -95,7 +97,7 @@ def read_posetrack17(path: str | Path) -> list[Video]:
         frame = Frame(
             index=index,
             file_name=name,
-            is_labeled=bool(labeled) if labeled is not None else len(rects) > 0,
+            is_labeled=as_bool(labeled, where, "is_labeled") if labeled is not None else len(rects) > 0,
             ignore_regions=regions,
             extra=extra,
         )
@@ -135,7 +137,7 @@ def _person_from_pt17(rect: Any, where: str) -> Person:
         if "is_visible" in point:
             visible[slot] = _unwrap(point["is_visible"])
         if "score" in point:
-            scores[slot] = float(_unwrap(point["score"]))
+            scores[slot] = as_number(point["score"], where, "joint score")
             has_scores = True
     head = None
     if all(k in rect for k in ("x1", "y1", "x2", "y2")):
@@ -153,7 +155,7 @@ def _person_from_pt17(rect: Any, where: str) -> Person:
         track_id=int_or_none(_unwrap(rect.get("track_id"))),
         bbox_head=head,
         scores=scores if has_scores else None,
-        score=None if score is None else float(score),
+        score=None if score is None else as_number(score, where, "score"),
         extra=extra,
     )
 

@@ -17,7 +17,10 @@ import numpy as np
 from stdpose.atomic import atomic_write_json
 from stdpose.data.formats.common import (
     POSETRACK18_CATEGORY,
+    as_bool,
     as_box,
+    as_id,
+    as_number,
     check_inside,
     int_or_none,
     json_number,
@@ -111,14 +114,15 @@ def read_posetrack18(path: str | Path, skipped: Counter | None = None) -> list[V
             for rx, ry in zip(xs, ys):
                 if not isinstance(rx, list) or not isinstance(ry, list) or len(rx) != len(ry):
                     raise DataError(where, "an ignore region's x and y lists differ in length")
-                regions.append((tuple(float(v) for v in rx), tuple(float(v) for v in ry)))
+                regions.append((tuple(as_number(v, where, "ignore region x") for v in rx),
+                                tuple(as_number(v, where, "ignore region y") for v in ry)))
             extra = {k: v for k, v in im.items() if k not in _PT18_IMAGE_FIELDS}
             if "ignore_regions_x" not in im:
                 extra["_no_ignore_regions"] = True
             frame = Frame(
                 index=index,
                 file_name=im["file_name"],
-                is_labeled=bool(im.get("is_labeled", False)),
+                is_labeled=as_bool(im.get("is_labeled"), where, "is_labeled"),
                 image_id=int_or_none(im.get("id")),
                 frame_id=int_or_none(im.get("frame_id")),
                 ignore_regions=regions,
@@ -127,7 +131,7 @@ def read_posetrack18(path: str | Path, skipped: Counter | None = None) -> list[V
                 extra=extra,
             )
             frames.append(frame)
-            key = im.get("id", im["file_name"])
+            key = as_id(im.get("id", im["file_name"]), where, "image id")
             if key in frames_by_image:
                 raise DataError(where, f"duplicate image id {key}")
             frames_by_image[key] = frame
@@ -139,7 +143,7 @@ def read_posetrack18(path: str | Path, skipped: Counter | None = None) -> list[V
         where = f"{path} (annotation #{pos})"
         if not isinstance(ann, dict):
             raise DataError(where, "annotation is not an object")
-        frame = frames_by_image.get(ann.get("image_id"))
+        frame = frames_by_image.get(as_id(ann.get("image_id"), where, "image_id"))
         if frame is None:
             raise DataError(where, f"image_id {ann.get('image_id')!r} matches no image")
         frame.persons.append(person_from_pt18(ann, where, layout, frame, counts))
@@ -192,9 +196,9 @@ def person_from_pt18(ann: dict, where: str, layout: str, frame: Frame, skipped: 
         bbox=bbox,
         bbox_head=as_box(ann.get("bbox_head"), where, "bbox_head"),
         scores=scores,
-        score=None if ann.get("score") is None else float(ann["score"]),
+        score=None if ann.get("score") is None else as_number(ann["score"], where, "score"),
         person_id=int_or_none(ann.get("person_id")),
-        propagated=bool(ann.get("propagated", False)),
+        propagated=as_bool(ann.get("propagated"), where, "propagated"),
         extra=extra,
     )
     check_inside(person, frame, where)
