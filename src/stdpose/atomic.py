@@ -1,5 +1,8 @@
 """Atomic output: write to a temporary file beside the target, then rename, so an interrupted run never leaves a
-half-written result behind (the old file, if any, stays intact until the new one is complete)."""
+half-written result behind (the old file, if any, stays intact until the new one is complete).
+
+A temporary file is named `.<target name>.stdpose-<pid>-<random><suffix>`. A process killed mid-write (kill -9)
+cannot remove its own; the next write of the same target removes those whose process no longer runs."""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
+    suffix = suffix or target.suffix
+    remove_stale_temp_files(target, suffix)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}-", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -32,6 +37,40 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.stdpose-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(target: str | Path, suffix: str | None = None) -> list[Path]:
+    """Delete the temporary files that killed writers of `target` left beside it; return what was removed."""
+    target = Path(target)
+    prefix = _temp_prefix(target)
+    removed = []
+    for tmp in target.parent.glob(f"{glob_escape(prefix)}*{glob_escape(suffix or target.suffix)}"):
+        pid_text = tmp.name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """`text` with glob metacharacters escaped (file names may hold '[' or '*')."""
+    import glob
+
+    return glob.escape(text)
 
 
 def atomic_write_text(target: str | Path, text: str) -> None:

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.interval < 2:
         raise ConfigError(f"--interval must be at least 2, got {args.interval}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a whole number >= 0, got {args.seed}")
     start = time.perf_counter()
     result = run_demo(args.out, args.config, args.overrides, interval=args.interval, seed=args.seed)
     print()

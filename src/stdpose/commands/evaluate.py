@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from stdpose.atomic import atomic_write_json
+    from stdpose.paths import check_outputs
 
+    check_outputs({"--json": args.json}, {"--gt": args.gt, "--pred": args.pred})
     label = args.title or Path(args.pred).name
     if args.format == "coco":
         from stdpose.eval.coco_oks import evaluate_coco_oks

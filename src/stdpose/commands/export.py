@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from stdpose.engine.checkpoints import load_model_from_checkpoint
     from stdpose.engine.export import export_onnx
+    from stdpose.paths import check_outputs
 
+    check_outputs({"--out": args.out}, {"--checkpoint": args.checkpoint})
     model, config = load_model_from_checkpoint(args.checkpoint)
     report = export_onnx(model, config, args.out, opset=args.opset)
     print(f"wrote {report.path} (inputs: {', '.join(report.inputs)}; output: heatmaps)")

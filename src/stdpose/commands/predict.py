@@ -128,9 +128,12 @@ def _write_outputs(videos: list, out: Path) -> list[Path]:
     if out.suffix.lower() == ".json":
         write_posetrack18(videos, out)
         return [out]
+    from stdpose.paths import confined, refuse_duplicate_names, safe_file_name
+
+    refuse_duplicate_names([v.name for v in videos], "--out", out)
     paths = []
     for v in videos:
-        path = out / f"{v.name}.json"
+        path = confined(out, f"{safe_file_name(v.name, 'video name', v.source)}.json", "video name", v.source)
         write_posetrack18(v, path)
         paths.append(path)
     return paths
@@ -150,6 +153,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--box-threshold must lie in [0, 1], got {args.box_threshold}")
     if args.oks_nms is not None and not 0.0 < args.oks_nms <= 1.0:
         raise ConfigError(f"--oks-nms must lie in (0, 1], got {args.oks_nms}")
+    from stdpose.paths import check_outputs
+
+    out_is_file = Path(args.out).suffix.lower() == ".json"
+    check_outputs({"--out": args.out if out_is_file else None, "--overlay": args.overlay},
+                  {"--video": args.video, "--boxes": args.boxes, "--gt-boxes": args.gt_boxes, "--eval": args.eval,
+                   "--checkpoint": args.checkpoint, "--image-root": args.image_root},
+                  folders={"--out": None if out_is_file else args.out})
     gt_box_labels = read_annotations(args.gt_boxes) if args.gt_boxes else None
     gt = read_annotations(args.eval) if args.eval else None
     inputs = _inputs(args, gt_box_labels or gt)

@@ -150,8 +150,12 @@ def _run(args: argparse.Namespace) -> int:
     from stdpose.data.video import ImageListReader, open_frames
     from stdpose.errors import ConfigError, DataError
     from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size, restore_alignment
+    from stdpose.paths import check_outputs
     from stdpose.propagation.protocol import sparsify
 
+    check_outputs({"--out": args.out, "--overlay": args.overlay},
+                  {"--labels": args.labels, "--video": args.video, "--detections": args.detections,
+                   "--checkpoint": args.checkpoint})
     needs_frames = args.method in ("stdpose", "flow")
     if (needs_frames or args.overlay) and not args.video:
         raise ConfigError(f"--video is required for --method {args.method}" if needs_frames

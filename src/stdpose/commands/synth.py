@@ -34,7 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stdpose.data.synthetic import generate_dataset, get_preset, scaled_preset
+    from stdpose.errors import ConfigError
+    from stdpose.paths import check_outputs
 
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a whole number >= 0, got {args.seed}")
+    for flag, value in (("--train-videos", args.train_videos), ("--val-videos", args.val_videos)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{flag} must be >= 0, got {value}")
+    check_outputs({}, {}, folders={"--out": args.out})
     preset = get_preset(args.preset)
     changes = {}
     if args.train_videos is not None:

@@ -207,8 +207,10 @@ class VideoFrames(ImageListReader):
     """The frames of an annotated Video, read from `root / frame.file_name` (Frame.index order)."""
 
     def __init__(self, video: Video, root: str | Path, fps: float | None = None, cache_size: int = 16):
+        from stdpose.paths import confined
+
         root = Path(root)
-        files = [root / f.file_name for f in video.frames]
+        files = [confined(root, f.file_name, "file_name", video.source) for f in video.frames]
         first = video.frames[0] if video.frames else None
         size = (int(first.width), int(first.height)) if first is not None and first.width and first.height else None
         fps = fps if fps is not None else float(video.extra.get("fps", DEFAULT_FOLDER_FPS))

@@ -328,6 +328,14 @@ class PipelineResult:
     summary: dict[str, Any]
 
 
+def _video_file(folder: Path, video: Video) -> Path:
+    """folder/<video name>.json, refused (DataError naming the value) when the name would leave the folder."""
+    from stdpose.paths import confined, safe_file_name
+
+    return confined(folder, f"{safe_file_name(video.name, 'video name', video.source)}.json", "video name",
+                    video.source)
+
+
 def _rank() -> int:
     for var in ("RANK", "SLURM_PROCID"):
         if var in os.environ:
@@ -445,7 +453,7 @@ class PseudoLabelPipeline:
                 continue
             labels_kept += len(plan["kept"])
             plans[video.name] = plan
-            write_posetrack18(sparse, folder / "annotations" / f"{video.name}.json")
+            write_posetrack18(sparse, _video_file(folder / "annotations", video))
         if not plans:
             raise DataError(self.cfg["data"]["train"]["annotations"], "no video has a labeled frame to keep")
         window_frames = sum(p["window"][1] - p["window"][0] + 1 for p in plans.values())
@@ -536,7 +544,7 @@ class PseudoLabelPipeline:
             merged, counts = merge_pseudolabels(video, propagated, first, self.pl["score_threshold"])
             for k, v in counts.items():
                 totals[k] = totals.get(k, 0) + v
-            write_posetrack18(merged, folder / "annotations" / f"{video.name}.json")
+            write_posetrack18(merged, _video_file(folder / "annotations", video))
             merged_all.append(merged)
             originals_used.append(originals[video.name])
         seconds = time.perf_counter() - start

@@ -247,6 +247,27 @@ def check_data_paths(data: dict) -> None:
             if not path.exists():
                 raise DataError(path, f"not found (data.{split}.{key}; relative paths start from the current "
                                       f"directory {Path.cwd()})")
+        check_synth_complete(Path(spec["annotations"]))
+
+
+def check_synth_complete(annotations: Path) -> None:
+    """DataError when `annotations` lies in a `stdpose synth` output that was stopped part-way (its
+    synth_info.json says complete: false): training on it would silently use a partial data set."""
+    import json
+
+    from stdpose.data.synthetic import INFO_FILE
+
+    for folder in [annotations, *annotations.absolute().parents][:4]:
+        info = folder / INFO_FILE
+        if info.is_file():
+            try:
+                complete = json.loads(info.read_text(encoding="utf-8")).get("complete", True)
+            except (OSError, ValueError, AttributeError):
+                return
+            if complete is False:
+                raise DataError(folder, f"this `stdpose synth` data set is incomplete (the run was stopped part-way, "
+                                        f"see {INFO_FILE}); finish it with: stdpose synth --out {folder} ...")
+            return
 
 
 def build_datamodule(cfg: dict) -> pl.LightningDataModule:
