@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"predict: {int(totals['persons'])} pose(s) on {sum(p.num_frames for p in predictions)} frame(s) of "
           f"{len(predictions)} video(s) -> {where}")
     print(f"  boxes: {int(totals['boxes_in'])} given, {int(totals['below_threshold'])} below --box-threshold "
-          f"{args.box_threshold}, {int(totals['invalid_boxes'])} unusable, {int(totals['nms_removed'])} removed by "
+          f"{args.box_threshold}, {int(totals['invalid_boxes'])} unusable, {int(totals['boxes_outside'])} outside "
+          f"the image, {int(totals['boxes_clipped'])} clipped to it, {int(totals['nms_removed'])} removed by "
           f"OKS-NMS; {totals['seconds']:.1f} s")
     if skipped:
         print("  detection file: skipped " + ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())))

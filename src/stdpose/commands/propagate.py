@@ -149,8 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     from stdpose.data.formats import read_annotations
     from stdpose.data.video import ImageListReader, open_frames
     from stdpose.errors import ConfigError, DataError
-    from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size, restore_alignment
     from stdpose.paths import check_outputs
+    from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size, restore_alignment
     from stdpose.propagation.protocol import sparsify
 
     check_outputs({"--out": args.out, "--overlay": args.overlay},
@@ -171,9 +171,17 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--method stdpose needs --checkpoint (a trained propagation model); or choose "
                           "--method flow|linear|nearest")
 
-    video = _pick_video(read_annotations(args.labels), args.video_name, args.labels)
+    from collections import Counter
+
+    from stdpose.data.bounds import check_labels_inside, clip_to_image
+
+    skipped: Counter = Counter()
+    video = _pick_video(read_annotations(args.labels, skipped), args.video_name, args.labels)
     notes: list[str] = []
-    alignment, frames = None, None
+    if skipped.get("degenerate_bbox"):
+        notes.append(f"{skipped['degenerate_bbox']} labeled box(es) with zero or negative size were not used "
+                     "(the joints' own box stands in)")
+    alignment, frames, size = None, None, None
     if args.video:
         reader = open_frames(args.video)
         names = [f.name for f in reader.files] if isinstance(reader, ImageListReader) else None
@@ -182,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
         work = alignment.video
         size, size_from = reference_size(work, lambda i: reader[alignment.video_index[i]])
         frames = AlignedFrames(reader, alignment.video_index, size)
+        check_labels_inside(work, size, args.labels)
     else:
         work = video
     labeled = work.labeled_indices()
@@ -200,10 +209,22 @@ def _run(args: argparse.Namespace) -> int:
                          "every other frame is propagated from the kept label(s) alone")
         if not labeled:
             raise DataError(args.labels, "no label left after --interval (the labeled run is empty)")
+        lost = sorted(set(work.labeled_indices()) - set(labeled) - set(gt.labeled_indices()))
+        if lost:  # human labels are never replaced by propagated poses
+            raise ConfigError(f"--interval {args.interval} would drop the human labels of frame(s) {lost[:8]} without "
+                              f"scoring them (the labels are not one dense run: labeled frames "
+                              f"{work.labeled_indices()[:8]}); they are already sparse: propagate them without "
+                              "--interval")
     detections = _detections_by_frame(args.detections, work, notes) if args.detections else None
     propagator = _build_propagator(args, detections)
 
     out = propagator.propagate(source, frames, labeled)
+    if size is not None:
+        clipped = clip_to_image(out, size)
+        if clipped:
+            notes.append(f"{clipped['joints_clipped']} propagated joint(s) and {clipped['boxes_clipped']} box(es) "
+                         f"outside the {size[0]}x{size[1]} frame were clipped onto it; {clipped['boxes_dropped']} "
+                         "box(es) entirely outside were dropped")
     result = restore_alignment(out, alignment) if alignment is not None else out
     _write(result, args.out)
 

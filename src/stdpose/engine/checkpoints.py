@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from stdpose.errors import DataError
+from stdpose.errors import ConfigError, DataError
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -36,13 +36,22 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
     from stdpose.engine.lit import model_config
     from stdpose.model import build_model
 
+    device = check_device(device)
     ckpt = read_checkpoint(path)
     config = ckpt["hyper_parameters"]["config"]
-    mcfg = model_config(config)
-    mcfg.pretrained = None  # the checkpoint already holds the trained weights
-    model = build_model(mcfg)
+    try:
+        mcfg = model_config(config)
+        mcfg.pretrained = None  # the checkpoint already holds the trained weights
+        model = build_model(mcfg)
+    except (ConfigError, TypeError, ValueError, KeyError) as err:
+        raise DataError(path, f"the model config stored in the checkpoint is not usable: {_first_line(err)}") from None
     weights = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # tensor shapes differ from the model its own config builds
+        shapes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+        raise DataError(path, f"weights do not fit the model in its own config: {len(shapes)} tensor shape(s) "
+                              f"differ (e.g. {shapes[0] if shapes else _first_line(err)})") from None
     if missing or unexpected:
         raise DataError(
             path,
@@ -50,6 +59,25 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})",
         )
     return model.to(device).eval(), config
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """A torch device that exists here; ConfigError for unknown names (tpu:9) or CUDA/MPS that is not available."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"--device {device!r} is not a torch device (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device {device}: only cpu, cuda and mps devices are supported")
+    return dev
 
 
 def check_resume_checkpoint(path: str | Path, cfg: dict) -> None:

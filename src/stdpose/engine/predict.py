@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from stdpose.data.bounds import clip_box
 from stdpose.data.records import Box, Frame, Person, Video
 from stdpose.data.sampling import estimation_triplets
 from stdpose.data.transforms import (
@@ -66,6 +67,8 @@ class EstimationStats:
     boxes_in: int = 0  # boxes given
     below_threshold: int = 0  # dropped by box_score_threshold
     invalid_boxes: int = 0  # zero / negative / non-finite size (skipped, counted)
+    boxes_clipped: int = 0  # partly outside the image: clipped to it (data/bounds.py)
+    boxes_outside: int = 0  # entirely outside the image: skipped, counted
     persons: int = 0  # poses returned
     nms_removed: int = 0  # poses dropped by OKS-NMS
     model_calls: int = 0
@@ -232,6 +235,7 @@ class Estimator:
             raise DataError(where, f"the video has {video.num_frames} frames but only {have} images were given")
         wanted = set(range(video.num_frames)) if frames_to_predict is None else {int(i) for i in frames_to_predict}
         h, w = self.input_hw
+        image_size = _image_size(video, frames)
         jobs: list[_Job] = []
         for index in sorted(boxes):
             if not 0 <= int(index) < video.num_frames:
@@ -250,6 +254,12 @@ class Estimator:
                 if score < self.box_score_threshold:
                     stats.below_threshold += 1
                     continue
+                inside = clip_box(box, image_size) if all(np.isfinite(box)) else box
+                if inside is None:
+                    stats.boxes_outside += 1
+                    continue
+                stats.boxes_clipped += int(inside != tuple(float(v) for v in box))
+                box = inside
                 try:
                     center, size = box_to_center_size(box, w / h, self.enlarge)
                 except ValueError:
@@ -258,6 +268,10 @@ class Estimator:
                 jobs.append(_Job(int(index), box, score, track, center, size))
         if stats.invalid_boxes:
             stats.notes.append(f"{stats.invalid_boxes} box(es) with zero/negative/non-finite size skipped")
+            log.warning("video %s: %s", video.name, stats.notes[-1])
+        if stats.boxes_outside or stats.boxes_clipped:
+            stats.notes.append(f"{stats.boxes_clipped} box(es) partly outside the image clipped to it, "
+                               f"{stats.boxes_outside} entirely outside skipped")
             log.warning("video %s: %s", video.name, stats.notes[-1])
 
         triplets = [t.frames for t in estimation_triplets(video.num_frames)]
@@ -392,6 +406,17 @@ def boxes_from_detections(
             if index is not None:
                 out.setdefault(index, []).append((tuple(d.bbox), float(d.score)))
     return out
+
+
+def _image_size(video: Video, frames: Any) -> tuple[int, int] | None:
+    """(width, height) of the video's images: the reader's size, else the label file's; None when unknown."""
+    size = getattr(frames, "size", None)
+    if size and size[0] and size[1]:
+        return int(size[0]), int(size[1])
+    first = video.frames[0] if video.frames else None
+    if first is not None and first.width and first.height:
+        return int(first.width), int(first.height)
+    return None
 
 
 def _name_key(file_name: str) -> str:

@@ -90,7 +90,17 @@ def align_labels(video: Video, num_video_frames: int, video_names: Sequence[str]
     only_labeled = n_ann > 0 and all(f.is_labeled for f in video.frames)
     expand = only_labeled and num_video_frames > n_ann and how != "by position"
     if not expand and n_ann == num_video_frames:
-        target, how = list(range(n_ann)), "by position"
+        if how == "by file name" and target != list(range(n_ann)):
+            notes.append(f"the frame folder orders the labels' file names differently: matched by file name, "
+                         f"not by position (e.g. label frame '{names[0]}' is folder frame {target[0]})")
+        elif by_name and how != "by file name":
+            absent = [n for n in names if n not in by_name]
+            notes.append(f"{len(absent)} of the labels' {n_ann} file names are not in the frame folder (e.g. "
+                         f"'{absent[0]}'): frames matched by position, frame i of the labels = frame i of the "
+                         "folder; check that this is the right folder")
+            target, how = list(range(n_ann)), "by position"
+        else:
+            target, how = list(range(n_ann)), "by position"
     if how == "by position" and only_labeled and num_video_frames > n_ann:
         notes.append(f"the labels list only labeled frames and their file names carry no frame numbers: frame i "
                      f"of the labels is taken as frame i of the video ({n_ann} of {num_video_frames} frames)")
