@@ -110,7 +110,8 @@ def check_outputs(files: Mapping[str, PathLike | None], inputs: Mapping[str, Pat
     """What every command calls before it starts: each output file (`files`) and output folder (`folders`) can be
     written and is not one of the `inputs` (flag -> path; None values are ignored). ConfigError otherwise."""
     folders = dict(folders or {})
-    refuse_output_over_input({**files, **folders}, inputs)
+    for outputs in (files, folders):
+        refuse_output_over_input(outputs, inputs)
     for flag, path in files.items():
         if path is not None:
             check_output_file(path, flag)

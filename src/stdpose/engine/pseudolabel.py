@@ -203,6 +203,9 @@ def _stage_config(stage: str, spec: Any, cfg: dict, base_dir: Path) -> dict:
         base_path = Path(base)
         if not base_path.is_file() and not base_path.is_absolute() and (base_dir / base_path).is_file():
             base_path = base_dir / base_path  # relative to the pipeline config when not found from the cwd
+        from stdpose.yaml_io import resolve_config_path
+
+        base_path = resolve_config_path(base_path)
         if not base_path.is_file():
             raise DataError(base_path, f"{stage}.base: experiment config not found")
         raw = read_yaml_mapping(base_path, f"{stage}.base experiment config")
