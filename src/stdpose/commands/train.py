@@ -15,8 +15,9 @@ resolved from the current directory.
 
 Outputs, under the output directory:
   checkpoints/last.ckpt        refreshed at the end of every epoch
+  checkpoints/step-last.ckpt   every N optimizer steps with --set trainer.checkpoint_every_n_steps=N
   checkpoints/best-*.ckpt      the epoch with the best validation mAP
-  checkpoints/interrupted.ckpt written when you press Ctrl-C (resume it with --resume)
+  checkpoints/interrupted.ckpt written on Ctrl-C or SIGTERM (kill, a scheduler's stop); resume with --resume
   tensorboard/                 every loss term, learning rate, val mAP per joint group
                                (view with: tensorboard --logdir OUTPUT_DIR/tensorboard)
   config.yaml                  the full config of the run, every default filled in
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CKPT|auto",
         help="continue a stopped run at the same step, optimizer and schedule state: a checkpoint file, a run "
         "folder, or 'auto' (the default when the flag is given alone) for the newest of last.ckpt / "
-        "interrupted.ckpt in the output directory (starts fresh when there is none)",
+        "step-last.ckpt / interrupted.ckpt in the output directory (starts fresh when there is none)",
     )
     parser.add_argument(
         "--output-dir",
