@@ -417,3 +417,24 @@ def test_built_wheel_contains_the_configs(tmp_path):
     assert "stdpose/__main__.py" in names
 
 
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["garbage", "pickle"])
+def test_inference_checkpoint_garbage_or_pickle_is_one_line(kind, tmp_path, capsys):
+    ckpt = tmp_path / "x.ckpt"
+    marker = tmp_path / "pwned"
+    if kind == "garbage":
+        ckpt.write_bytes(b"PK\x03\x04" + os.urandom(2000))
+    else:
+        torch.save({"state_dict": {}, "payload": _Payload(marker)}, ckpt)
+    code, _, err = _cli(capsys, "export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"))
+    _one_line_error(code, err, "x.ckpt", "cannot read checkpoint")
+    assert not marker.exists()
