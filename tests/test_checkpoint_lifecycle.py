@@ -98,6 +98,12 @@ def test_files_after_each_step_and_epoch(tiny_synthetic, tmp_path, straight):
     _assert_same_weights(straight, _load(result.last_checkpoint))
 
 
+def test_keep_every_epoch_keeps_one_file_per_epoch(tiny_synthetic, tmp_path):
+    run = tmp_path / "run"
+    train(lifecycle_config(REPO, tiny_synthetic, checkpoint__keep_every_epoch="true"), output_dir=run)
+    assert _files(run) == {LAST: 6, "epoch000.ckpt": 3, "epoch001.ckpt": 6}
+
+
 def test_interrupt_resume_interrupt_resume(tiny_synthetic, tmp_path, straight):
     run = tmp_path / "run"
     first = train(lifecycle_config(REPO, tiny_synthetic), output_dir=run, extra_callbacks=[_CtrlC(2)])

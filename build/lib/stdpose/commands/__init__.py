@@ -1,0 +1,1 @@
+"""Subcommands of the `stdpose` CLI, one module each (discovered by `stdpose.cli`)."""

@@ -1,0 +1,355 @@
+"""Track segments: which person to propagate from which labeled frames onto which unlabeled frames.
+
+A sparsely-labeled video has human poses on a few frames. Every propagation method (nearest label, linear
+interpolation, optical flow, the learned STDPose propagator) follows each person by track id between two
+consecutive labeled frames and predicts that person's pose on the unlabeled frames in between. This module turns a
+`Video` plus the list of labeled frame indices into `TrackSegment`s, and gives each segment its person boxes.
+
+Rules (also in docs/baselines.md):
+- Interior gap (left, right) = two consecutive labeled frames; a track present in both covers every frame between.
+- Video ends: frames before the first labeled frame form a segment with left = right = first labeled frame; likewise
+  frames after the last labeled frame (left = right = last labeled frame).
+- One-sided track (present in only one of the two labeled frames of a gap, i.e. the person enters or leaves):
+  `one_sided="half"` (default) propagates from the side that has it up to the midpoint of the gap (the midpoint frame
+  itself included), `"full"` over the whole gap, `"none"` not at all. The person appears or disappears at an unknown
+  moment inside the gap; the midpoint halves the worst-case number of wrong frames. Counted in `SegmentSummary`.
+- Persons without a track id get one: matched to an untracked person of the previous labeled frame by box IoU
+  (Hungarian, IoU >= `UNTRACKED_MATCH_IOU`), else a fresh id above every id in the video. A duplicated track id in
+  one frame keeps its first holder; later holders are treated as untracked. Both are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stdpose.data.records import Box, Person, Video
+from stdpose.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+ONE_SIDED_RULES = ("half", "full", "none")
+UNTRACKED_MATCH_IOU = 0.3  # min box IoU for an untracked person to continue an untracked person of the last label
+DETECTION_MATCH_IOU = 0.3  # min IoU between a detection and a track's interpolated box
+
+
+@dataclass
+class TrackSegment:
+    """One track between two consecutive labeled frames (or at a video end, where left == right).
+
+    `first`..`last` (inclusive) are the unlabeled frames this segment covers; empty when first > last. The persons
+    are the original label objects (read them, do not modify them); None on the side where the track is absent.
+    """
+
+    track_id: int
+    left: int
+    right: int
+    left_person: Person | None
+    right_person: Person | None
+    first: int = -1
+    last: int = -2
+
+    def __post_init__(self) -> None:
+        if self.first == -1 and self.last == -2:  # default: the whole interior gap
+            self.first, self.last = self.left + 1, self.right - 1
+
+    @property
+    def frames(self) -> range:
+        """Unlabeled frame indices covered, in order."""
+        return range(self.first, self.last + 1)
+
+    @property
+    def kind(self) -> str:
+        """'head' / 'tail' (video ends), 'both' (present at both labels), 'left_only' / 'right_only'."""
+        if self.left == self.right:
+            return "head" if self.last < self.left else "tail"
+        if self.left_person is not None and self.right_person is not None:
+            return "both"
+        return "left_only" if self.left_person is not None else "right_only"
+
+
+@dataclass
+class SegmentSummary:
+    """Counts of what `segment_plan` did, and a human-readable message for every unusual case."""
+
+    tracks: int = 0
+    segments: int = 0
+    both_sided: int = 0
+    end_segments: int = 0
+    one_sided_left: int = 0
+    one_sided_right: int = 0
+    one_sided_frames_skipped: int = 0  # (track, frame) pairs left without a pose by the one_sided rule
+    assigned_track_ids: int = 0  # persons that had no track id
+    duplicate_track_ids: int = 0  # persons whose track id was already taken in their frame
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "messages"}
+
+
+@dataclass
+class SegmentPlan:
+    """Segments plus bookkeeping: `track_ids[frame][k]` is the (possibly assigned) track id of person k of that
+    labeled frame, so writers can put the same ids on the copied labels."""
+
+    segments: list[TrackSegment]
+    labeled: list[int]
+    track_ids: dict[int, list[int]]
+    summary: SegmentSummary
+
+
+def normalize_labeled(video: Video, labeled: Sequence[int]) -> list[int]:
+    """Sorted unique labeled indices; DataError naming the video when one is outside the video."""
+    out = sorted({int(i) for i in labeled})
+    bad = [i for i in out if not 0 <= i < video.num_frames]
+    if bad:
+        raise DataError(video.source or video.name,
+                        f"labeled frame indices {bad[:5]} are outside the video's {video.num_frames} frames")
+    return out
+
+
+def person_box(person: Person) -> Box | None:
+    """The label's bbox, else the tight box around its annotated joints; None when neither exists."""
+    box = person.bbox if person.bbox is not None else person.box_from_keypoints()
+    return None if box is None else tuple(float(v) for v in box)  # type: ignore[return-value]
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
+    return np.array([[box_iou(x, y) for y in b] for x in a], dtype=np.float64).reshape(len(a), len(b))
+
+
+def _match(cost_iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """Hungarian matching maximising IoU; pairs below `min_iou` are dropped."""
+    if cost_iou.size == 0:
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-cost_iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost_iou[r, c] >= min_iou]
+
+
+def _assign_track_ids(video: Video, labeled: list[int], summary: SegmentSummary) -> dict[int, list[int]]:
+    """Track id of every person of every labeled frame; see the module docstring for the rules."""
+    existing = [p.track_id for i in labeled for p in video.frames[i].persons if p.track_id is not None]
+    next_id = max(existing, default=-1) + 1
+    ids: dict[int, list[int]] = {}
+    prev_untracked: list[tuple[int, Box | None]] = []  # (assigned id, box) of the previous label's untracked
+    for i in labeled:
+        frame = video.frames[i]
+        frame_ids: list[int | None] = []
+        taken: set[int] = set()
+        untracked: list[int] = []
+        for k, person in enumerate(frame.persons):
+            tid = person.track_id
+            if tid is not None and tid in taken:
+                summary.duplicate_track_ids += 1
+                summary.messages.append(f"frame {i} ('{frame.file_name}'): track id {tid} used twice; "
+                                        f"person {k} treated as untracked")
+                tid = None
+            if tid is None:
+                untracked.append(k)
+            else:
+                taken.add(tid)
+            frame_ids.append(tid)
+        # Untracked persons continue untracked persons of the previous labeled frame when their boxes overlap.
+        boxes = [person_box(frame.persons[k]) for k in untracked]
+        usable_prev = [(n, pb) for n, (_, pb) in enumerate(prev_untracked) if pb is not None]
+        usable_cur = [(n, b) for n, b in enumerate(boxes) if b is not None]
+        iou = _iou_matrix([b for _, b in usable_prev], [b for _, b in usable_cur])
+        matched: dict[int, int] = {}
+        for r, c in _match(iou, UNTRACKED_MATCH_IOU):
+            if prev_untracked[usable_prev[r][0]][0] not in taken:
+                matched[usable_cur[c][0]] = prev_untracked[usable_prev[r][0]][0]
+        new_prev: list[tuple[int, Box | None]] = []
+        for n, k in enumerate(untracked):
+            tid = matched.get(n)
+            if tid is None:
+                tid, next_id = next_id, next_id + 1
+            taken.add(tid)
+            frame_ids[k] = tid
+            new_prev.append((tid, boxes[n]))
+            summary.assigned_track_ids += 1
+        if untracked:
+            summary.messages.append(f"frame {i} ('{frame.file_name}'): {len(untracked)} person(s) without a "
+                                    f"track id; {len(matched)} continued by box overlap, the rest given new ids")
+        prev_untracked = new_prev
+        ids[i] = [int(t) for t in frame_ids]  # type: ignore[arg-type]
+    return ids
+
+
+def segment_plan(video: Video, labeled: Sequence[int], one_sided: str = "half") -> SegmentPlan:
+    """All track segments of `video` given its labeled frame indices, with a summary of unusual cases."""
+    if one_sided not in ONE_SIDED_RULES:
+        raise ConfigError(f"one_sided must be one of {', '.join(ONE_SIDED_RULES)}, got {one_sided!r}")
+    labeled = normalize_labeled(video, labeled)
+    summary = SegmentSummary()
+    if not labeled:
+        summary.messages.append(f"video {video.name}: no labeled frames, nothing to propagate")
+        return SegmentPlan([], [], {}, summary)
+    track_ids = _assign_track_ids(video, labeled, summary)
+
+    def persons_of(i: int) -> dict[int, Person]:
+        return dict(zip(track_ids[i], video.frames[i].persons))
+
+    segments: list[TrackSegment] = []
+    first, last = labeled[0], labeled[-1]
+    if first > 0:
+        for tid, p in persons_of(first).items():
+            segments.append(TrackSegment(tid, first, first, p, p, 0, first - 1))
+    for left, right in zip(labeled[:-1], labeled[1:]):
+        if right - left < 2:
+            continue  # adjacent labels: no unlabeled frame between them
+        lp, rp = persons_of(left), persons_of(right)
+        mid = (left + right) / 2
+        for tid in sorted(set(lp) | set(rp)):
+            a, b = lp.get(tid), rp.get(tid)
+            seg = TrackSegment(tid, left, right, a, b)
+            if a is None or b is None:
+                gap = right - left - 1
+                if one_sided == "none":
+                    seg.first, seg.last = left + 1, left  # empty
+                elif one_sided == "half" and b is None:
+                    seg.last = int(np.floor(mid))
+                elif one_sided == "half":
+                    seg.first = int(np.ceil(mid))
+                summary.one_sided_frames_skipped += gap - len(seg.frames)
+                if b is None:
+                    summary.one_sided_left += 1
+                else:
+                    summary.one_sided_right += 1
+                if one_sided == "none":
+                    continue
+            segments.append(seg)
+    if last < video.num_frames - 1:
+        for tid, p in persons_of(last).items():
+            segments.append(TrackSegment(tid, last, last, p, p, last + 1, video.num_frames - 1))
+
+    summary.segments = len(segments)
+    summary.tracks = len({s.track_id for s in segments} | {t for ids in track_ids.values() for t in ids})
+    summary.end_segments = sum(s.left == s.right for s in segments)
+    summary.both_sided = sum(s.kind == "both" for s in segments)
+    if summary.one_sided_left or summary.one_sided_right:
+        summary.messages.append(
+            f"video {video.name}: {summary.one_sided_left} track(s) end and {summary.one_sided_right} start between "
+            f"two labeled frames (present in one label only); rule one_sided={one_sided!r}, "
+            f"{summary.one_sided_frames_skipped} (track, frame) pair(s) left without a pose")
+    return SegmentPlan(segments, labeled, track_ids, summary)
+
+
+def track_segments(video: Video, labeled: Sequence[int], one_sided: str = "half") -> list[TrackSegment]:
+    """Segments of `segment_plan`, logging its summary messages as warnings."""
+    plan = segment_plan(video, labeled, one_sided)
+    for msg in plan.summary.messages:
+        log.warning(msg)
+    return plan.segments
+
+
+def _segment_boxes(segment: TrackSegment) -> tuple[Box | None, Box | None]:
+    """Left and right boxes from one consistent source: both bboxes when both labels have one, else both derived
+    from keypoints (mixing a labeled bbox with a tight keypoint box would make the interpolated box jump)."""
+    lp, rp = segment.left_person, segment.right_person
+    if lp is not None and rp is not None and (lp.bbox is None) != (rp.bbox is None):
+        lb, rb = lp.box_from_keypoints(), rp.box_from_keypoints()
+        if lb is not None and rb is not None:
+            return lb, rb
+    return (person_box(lp) if lp is not None else None), (person_box(rp) if rp is not None else None)
+
+
+def interpolate_box(segment: TrackSegment, index: int) -> Box | None:
+    """The track's box at frame `index`: linear between the labeled boxes, the one side's box for one-sided and end
+    segments. None when neither label has a bbox or two annotated joints (nothing to place a box on)."""
+    lb, rb = _segment_boxes(segment)
+    if lb is None or rb is None or segment.left == segment.right:
+        return lb if lb is not None else rb
+    t = float(np.clip((index - segment.left) / (segment.right - segment.left), 0.0, 1.0))
+    return tuple(float((1 - t) * a + t * b) for a, b in zip(lb, rb))  # type: ignore[return-value]
+
+
+def segment_crop_box(segment: TrackSegment) -> Box | None:
+    """Union of the two labeled boxes: contains every interpolated box of the segment (each side of a linearly
+    interpolated box moves monotonically), so a propagator can crop one region per track per segment."""
+    boxes = [b for b in _segment_boxes(segment) if b is not None]
+    if not boxes:
+        return None
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _detection_box(item: Any) -> tuple[Box, float]:
+    """(box, score) from a detection given as a 4-tuple, a (box, score) pair, a dict or an object with bbox/score."""
+    if isinstance(item, Mapping):
+        box, score = item["bbox"], item.get("score", 1.0)
+    elif hasattr(item, "bbox"):
+        box, score = item.bbox, getattr(item, "score", 1.0)
+    elif len(item) == 2:
+        box, score = item
+    else:
+        box, score = item, 1.0
+    return tuple(float(v) for v in box), float(1.0 if score is None else score)  # type: ignore[return-value]
+
+
+@dataclass
+class DetectionMatchSummary:
+    """How many (track, frame) boxes came from a detection and how many fell back to interpolation."""
+
+    matched: int = 0
+    interpolated: int = 0
+    no_box: int = 0
+
+
+def boxes_from_detections(
+    segments: Sequence[TrackSegment],
+    detections: Mapping[int, Sequence[Any]],
+    min_iou: float = DETECTION_MATCH_IOU,
+    min_score: float = 0.0,
+    summary: DetectionMatchSummary | None = None,
+) -> dict[tuple[int, int], Box]:
+    """Box of every (track_id, frame) the segments cover: the detection matched to the track's interpolated box on
+    that frame (Hungarian on IoU, each detection used once, IoU >= `min_iou`), else the interpolated box.
+
+    `detections` maps a frame index to that frame's detections (a 4-tuple box, a (box, score) pair, a dict with
+    'bbox'/'score', or an object with .bbox/.score); detections below `min_score` are ignored.
+    """
+    summary = summary if summary is not None else DetectionMatchSummary()
+    by_frame: dict[int, list[tuple[int, Box]]] = {}
+    for seg in segments:
+        for i in seg.frames:
+            box = interpolate_box(seg, i)
+            if box is None:
+                summary.no_box += 1
+            else:
+                by_frame.setdefault(i, []).append((seg.track_id, box))
+    out: dict[tuple[int, int], Box] = {}
+    for i, tracks in by_frame.items():
+        dets = [d for d in (_detection_box(x) for x in detections.get(i, ())) if d[1] >= min_score]
+        det_boxes = [b for b, _ in dets if b[2] > 0 and b[3] > 0]
+        pairs = _match(_iou_matrix([b for _, b in tracks], det_boxes), min_iou)
+        for r, c in pairs:
+            out[(tracks[r][0], i)] = det_boxes[c]
+        for tid, box in tracks:
+            out.setdefault((tid, i), box)
+        summary.matched += len(pairs)
+        summary.interpolated += len(tracks) - len(pairs)
+    return out
+
+
+def detections_for_video(video: Video, detections: Mapping[int, Sequence[Any]]) -> dict[int, list[Any]]:
+    """Re-key detections read by `stdpose.data.formats.read_detections` (image_id -> detections) by the frame
+    index of `video` (frames whose image_id has no detection get none), for `boxes_from_detections`."""
+    return {f.index: list(detections.get(f.image_id, ())) for f in video.frames if f.image_id is not None}
