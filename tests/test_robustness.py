@@ -405,9 +405,16 @@ def test_shipped_config_names_resolve_outside_a_clone(tmp_path, monkeypatch):
 
 
 def test_built_wheel_contains_the_configs(tmp_path):
+    import shutil
     import zipfile
 
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+    # build from a copy: setuptools writes build/ and *.egg-info into the source tree
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     wheel = next(tmp_path.glob("stdpose-*.whl"))

@@ -1,1 +1,0 @@
-"""Subcommands of the `stdpose` CLI, one module each (discovered by `stdpose.cli`)."""
