@@ -1,13 +1,16 @@
 """Build the Lightning Trainer from a config and run a training: devices, nodes, strategy, precision,
-accumulation, checkpoints (last every epoch, best by val mAP, one on interrupt) and the TensorBoard logger.
+accumulation, checkpoints (last every epoch, every N steps if asked, best by val mAP, one on interrupt or
+SIGTERM) and the TensorBoard logger.
 
 The same config runs on a laptop CPU, one GPU, several GPUs (`trainer.devices: 4`, `trainer.strategy: ddp`) and
 several nodes (`trainer.num_nodes: 2`, launched by torchrun or SLURM; Lightning reads their environment).
 Output layout under `output_dir`:
     config.yaml                the resolved config of the run (every default filled in)
-    checkpoints/last.ckpt      refreshed at the end of every epoch (what `--resume auto` picks)
+    checkpoints/last.ckpt      refreshed at the end of every epoch
+    checkpoints/step-last.ckpt every `trainer.checkpoint_every_n_steps` optimizer steps (0 = never)
     checkpoints/best-*.ckpt    the best epoch by `checkpoint.monitor` (val/mAP)
-    checkpoints/interrupted.ckpt   written on Ctrl-C or a crash, at the step where it happened
+    checkpoints/interrupted.ckpt   written on Ctrl-C, SIGTERM or a crash, at the step where it happened
+    (`--resume auto` picks the newest of last / step-last / interrupted)
     tensorboard/               event files: every loss term, learning rate, val mAP per joint group
 """
 
