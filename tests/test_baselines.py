@@ -285,6 +285,7 @@ def test_flow_needs_frames_that_cover_the_video():
         get_propagator("flow").propagate(video, frames, [0, 4])
 
 
+@pytest.mark.realdata
 def test_flow_on_a_real_frame_pair_is_finite_and_small():
     import cv2
 
