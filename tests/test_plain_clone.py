@@ -142,7 +142,8 @@ def _coco_file() -> dict:
             xy = np.round(rng.uniform(10, 400, size=(17, 2)), 2)
             kps = [[float(x), float(y), int(vv)] if vv else [0, 0, 0] for (x, y), vv in zip(xy, v)]
             annotations.append({
-                "segmentation": [[float(a) for a in rng.uniform(0, 400, 8).round(2)]], "num_keypoints": int((v > 0).sum()),
+                "segmentation": [[float(a) for a in rng.uniform(0, 400, 8).round(2)]],
+                "num_keypoints": int((v > 0).sum()),
                 "area": round(float(rng.uniform(100, 9000)), 3), "iscrowd": 0,
                 "keypoints": [c for kp in kps for c in kp], "image_id": image_id,
                 "bbox": [float(c) for c in rng.uniform(0, 300, 4).round(2)], "category_id": 1,
@@ -174,7 +175,7 @@ def test_coco_keypoints_files_round_trip_losslessly(tmp_path):
                                                                                               "categories")]
 
 
-# ------------------------------------------------------------------------------------------------ the README's first example
+# ---------------------------------------------------------------------------------- the README's first example
 
 
 def test_propagate_a_video_file_as_in_the_readme(tmp_path_factory, tmp_path, capsys):

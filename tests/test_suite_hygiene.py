@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import stdpose
 from conftest import REPO
+
+import stdpose
 
 
 def test_the_suite_imports_the_checkout_beside_it():
