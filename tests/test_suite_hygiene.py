@@ -35,3 +35,13 @@ def test_every_test_reading_shared_data_carries_the_realdata_marker():
             if "shared_data" in calls and "realdata" not in _marks(node):
                 offenders.append(f"{path.name}::{node.name}")
     assert not offenders, f"tests reading ../shared/data without @pytest.mark.realdata: {offenders}"
+
+
+def test_the_export_help_example_names_a_checkpoint_training_writes():
+    import re
+
+    from stdpose.commands import export
+    from stdpose.engine.trainer import LAST
+
+    (name,) = re.findall(r"--checkpoint \S*/checkpoints/(\S+\.ckpt)", export.DESCRIPTION)
+    assert name == LAST  # training writes last.ckpt and best-epochNNN-<metric><score>.ckpt, never best.ckpt
