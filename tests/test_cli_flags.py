@@ -122,7 +122,8 @@ def test_predict_box_threshold_drops_the_boxes_scoring_below_it(tiny, tmp_path, 
     counts = {}
     for threshold in ("0.0", "0.5", "0.95"):
         out = tmp_path / f"t{threshold}.json"
-        assert main(["predict", "--video", str(labels), "--image-root", str(tiny), "--boxes", str(dets), "--checkpoint", str(ckpt), "--box-threshold", threshold, "--out",
+        assert main(["predict", "--video", str(labels), "--image-root", str(tiny), "--boxes", str(dets),
+                     "--checkpoint", str(ckpt), "--box-threshold", threshold, "--out",
                      str(out), "--no-progress"]) == 0
         pred = pt.read_annotations(out)[0]
         counts[threshold] = sum(len(f.persons) for f in pred.frames)

@@ -69,14 +69,29 @@ def test_keep_every_epoch_keeps_one_checkpoint_per_epoch(tiny, tmp_path, keep):
 class _Samples(pl.Callback):
     def __init__(self) -> None:
         self.seen: list[tuple[int, int, int]] = []
+        self.pixels: list[torch.Tensor] = []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         meta = batch["meta"]
         self.seen += list(zip(meta["video_index"].tolist(), meta["frame_index"].tolist(),
                               meta["person_index"].tolist()))
+        self.pixels.append(batch["frames"].double().sum(dim=(1, 2, 3, 4)))  # the augmented crops, per sample
 
 
-def test_worker_processes_load_the_same_batches_as_the_main_process(tiny, tmp_path):
+def test_worker_processes_load_the_same_batches_as_the_main_process(tiny, tmp_path, monkeypatch):
+    import os
+
+    from stdpose.data.dataset import TripletDataset
+
+    (tmp_path / "pids").mkdir()
+    getitem = TripletDataset.__getitem__
+
+    def recording(self, index):
+        if torch.utils.data.get_worker_info() is not None:
+            (tmp_path / "pids" / str(os.getpid())).touch()
+        return getitem(self, index)
+
+    monkeypatch.setattr(TripletDataset, "__getitem__", recording)
     seen = {}
     for workers in (0, 2):
         cfg = _cfg(tiny, trainer__max_epochs=1, trainer__limit_train_batches=3, trainer__limit_val_batches=1,
@@ -84,5 +99,8 @@ def test_worker_processes_load_the_same_batches_as_the_main_process(tiny, tmp_pa
         record = _Samples()
         result = train(cfg, output_dir=tmp_path / f"w{workers}", extra_callbacks=[record])
         assert result.global_step == 3 and not result.interrupted
-        seen[workers] = record.seen
-    assert len(seen[0]) == 12 and seen[2] == seen[0]  # same samples in the same order (data_order.py)
+        seen[workers] = record.seen, torch.cat(record.pixels)
+    assert len(seen[0][0]) == 12 and seen[2][0] == seen[0][0]  # same samples in the same order
+    # the samples were loaded in worker processes (their augmentation streams differ from the main process's,
+    # as data_order.py documents, so only the order is compared)
+    assert len(list((tmp_path / "pids").iterdir())) >= 2
