@@ -3,6 +3,8 @@
 Lightning's DDP launcher starts rank 1 by running this same script again with LOCAL_RANK=1. Each rank writes its
 final weights and the samples it trained on to OUT/rank<r>.pt.
 usage: python engine_ddp_worker.py DATA_DIR OUT_DIR
+       python engine_ddp_worker.py DATA_DIR OUT_DIR validate DEVICES   (`validate_tables`: no training, each rank
+       writes OUT/val_rank<r>.json with the validation table of the seeded initial model)
 """
 
 from __future__ import annotations
@@ -56,5 +58,34 @@ def main(data_dir: str, out_dir: str) -> None:
     print(f"rank finished: global_step={result.global_step} interrupted={result.interrupted}", flush=True)
 
 
+def validate_tables(data_dir: str, out_dir: str, devices: int) -> dict:
+    """Validate the seeded, untrained model on the whole val split with `devices` CPU processes; returns (and on
+    every rank writes) the PoseTrack table as a dict. The same seed gives the same weights on every rank."""
+    import json
+
+    from stdpose.engine.lit import StdposeModule
+    from stdpose.engine.trainer import build_datamodule, build_trainer, quiet_lightning
+
+    overrides = tiny_overrides(Path(data_dir), {
+        "trainer.devices": devices,
+        "trainer.strategy": "ddp" if devices > 1 else "auto",
+        "data.batch_size": 3,  # uneven shares: the distributed sampler pads one rank with duplicates
+    })
+    cfg = load_config(REPO / "configs" / "synthetic_demo.yaml", overrides)
+    cfg = {**cfg, "output_dir": out_dir}
+    quiet_lightning()
+    pl.seed_everything(0, verbose=False)
+    module = StdposeModule(cfg)
+    trainer = build_trainer(cfg, out_dir)
+    trainer.validate(module, datamodule=build_datamodule(cfg), verbose=False)
+    table = module.last_map.to_dict()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / f"val_rank{trainer.global_rank}.json").write_text(json.dumps(table))
+    return table
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) > 3 and sys.argv[3] == "validate":
+        validate_tables(sys.argv[1], sys.argv[2], int(sys.argv[4]))
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -188,16 +188,16 @@ def test_sample_bilinear_interpolates_and_clamps():
     np.testing.assert_allclose(got, [3.5, 0.0, 3.0])
 
 
-@pytest.mark.parametrize("max_side", [None, 140])
-def test_flow_tracks_a_translating_texture_within_a_pixel(max_side):
+@pytest.mark.parametrize("max_side,tolerance", [(None, 0.002), (140, 0.1)])  # docs/baselines.md; measured 0.0019, 0.05
+def test_flow_tracks_a_translating_texture_to_the_documented_accuracy(max_side, tolerance):
     frames = moving_square_frames(8)
     cache = FlowCache(frames, max_side=max_side)
     pts = SQUARE_AT + np.array([[30.0, 30.0], [60.0, 45.0], [85.0, 80.0], [25.0, 90.0]])
     fwd = cache.track(pts, 0, 7)
     bwd = cache.track(pts + 7 * VELOCITY, 7, 0)
     for t in range(8):
-        np.testing.assert_allclose(fwd[t], pts + t * VELOCITY, atol=1.0)
-        np.testing.assert_allclose(bwd[t], pts + t * VELOCITY, atol=1.0)
+        np.testing.assert_allclose(fwd[t], pts + t * VELOCITY, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(bwd[t], pts + t * VELOCITY, rtol=0, atol=tolerance)
     assert cache.computed == 14  # 7 pairs x 2 directions
     assert cache.scale == (1.0 if max_side is None else 0.5)
 
@@ -225,7 +225,7 @@ def test_flow_propagator_follows_the_motion_and_reuses_flow_between_tracks(monke
             p = person_of(out.frames[t], tid)
             ann = p.keypoints[:, 2] > 0
             expected = make_person(tuple(truth[t] + offset)).keypoints[:, :2]
-            np.testing.assert_allclose(p.keypoints[ann, :2], expected[ann], atol=1.0, err_msg=f"frame {t}")
+            np.testing.assert_allclose(p.keypoints[ann, :2], expected[ann], atol=0.002, err_msg=f"frame {t}")  # 0.0003
             assert np.all(p.scores[ann] > 0.5)
     # each (pair, direction) flow computed once although two tracks use it: 1 (head) + 6 + 6 (gap) + 1 (tail)
     assert len(calls) == 14
@@ -270,7 +270,7 @@ def test_flow_beats_linear_interpolation_on_non_linear_motion():
         errors[method] = max(
             np.abs(person_of(out.frames[t], 1).keypoints[:, :2] - make_person(tuple(corner(t) + 30)).keypoints[:, :2]
                    ).max() for t in range(1, 7))
-    assert errors["linear"] > 20 and errors["flow"] < 1.0
+    assert errors["linear"] > 20 and errors["flow"] < 0.02  # docs/baselines.md: up to 24 px and 0.02 px
 
 
 def test_flow_needs_frames_that_cover_the_video():
@@ -285,6 +285,7 @@ def test_flow_needs_frames_that_cover_the_video():
         get_propagator("flow").propagate(video, frames, [0, 4])
 
 
+@pytest.mark.realdata
 def test_flow_on_a_real_frame_pair_is_finite_and_small():
     import cv2
 

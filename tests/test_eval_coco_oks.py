@@ -60,6 +60,7 @@ def test_false_positive_and_empty_predictions():
     assert evaluate_coco_oks(gt, []) == dict.fromkeys(STAT_NAMES, 0.0)
 
 
+@pytest.mark.realdata
 def test_real_coco_samples(tmp_path):
     path = shared_data("coco_samples", "test_coco.json")
     gt = json.loads(path.read_text())

@@ -164,6 +164,7 @@ def test_save_overlay_frame_writes_an_image(tmp_path):
     assert img.shape == (300, 320, 3) and px(img, frame.persons[0], "left_knee") == viz.LEFT_COLOR
 
 
+@pytest.mark.realdata
 def test_overlay_on_a_real_posetrack_frame(tmp_path):
     import cv2
 

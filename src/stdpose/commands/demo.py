@@ -15,10 +15,13 @@ Run the main job end to end on built-in synthetic videos (no data to download):
      STDPose and with the nearest-label, linear-interpolation and Farneback-flow baselines,
   4. print the PoseTrack mAP table of every method and write a chart, an overlay video and the numbers
      (OUT/demo).
-Each stage is skipped when its output already exists, so a second run is quick and an interrupted run continues.
+A rerun skips what is complete: the videos (same preset and seed), training (resumed from its last checkpoint;
+a finished run ends at once) and propagation + evaluation (same checkpoint file, interval and data, and every
+output still there); so a second run is quick and an interrupted run continues.
 
 example:
   stdpose demo --out outputs
+  stdpose demo --out /tmp/quick --preset tiny --set trainer.max_epochs=1   # a smoke test in about a minute
 """
 
 
@@ -28,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="experiment config to train (default: configs/synthetic_demo.yaml)")
     parser.add_argument("--interval", type=int, default=7, help="label interval T (default 7, as the paper)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic videos (default 0)")
+    parser.add_argument("--preset", default="demo",
+                        help="synthetic data preset: demo (default) or a `stdpose synth` preset such as tiny")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
                         help="config overrides for training, e.g. --set trainer.max_epochs=2")
 
@@ -41,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed must be a whole number >= 0, got {args.seed}")
     start = time.perf_counter()
-    result = run_demo(args.out, args.config, args.overrides, interval=args.interval, seed=args.seed)
+    result = run_demo(args.out, args.config, args.overrides, interval=args.interval, seed=args.seed,
+                      preset=args.preset)
     print()
     print(result.table)
     print()

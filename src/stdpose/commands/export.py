@@ -13,7 +13,8 @@ labeled frames' label heatmaps `aux_heatmaps` (B, 2, J, H/4, W/4); it outputs `h
 The batch size is dynamic. The exported file is checked with onnxruntime against PyTorch before it is kept.
 
 example:
-  stdpose export --checkpoint outputs/train/synthetic_demo/checkpoints/best.ckpt --out outputs/stdpose.onnx
+  stdpose export --checkpoint outputs/train/synthetic_demo/checkpoints/last.ckpt --out outputs/stdpose.onnx
+  (training also keeps the best epoch as checkpoints/best-epochNNN-val_mAP<score>.ckpt)
 """
 
 
