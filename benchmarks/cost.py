@@ -2,14 +2,16 @@
 
 Usage:
     python benchmarks/cost.py --threads 1                          # ViT-B at 256x192 and 384x288, CPU
-    python benchmarks/cost.py --threads 1 --set stda_head=shuffle  # also the cost option, same run
+    python benchmarks/cost.py --threads 1 --set stda_head=shuffle  # also a cost option, same run
+    python benchmarks/cost.py --set stda_head=shuffle --set stda_head=shuffle tff_depth=1   # two options
     python benchmarks/cost.py --device cuda                        # on a GPU
 
 For every backbone size and input size: the modules of one key frame - backbone and per-frame head (per crop),
 TFF, TKS, DAM, STDA's Pose Aggregation blocks and STDA's final head, the MI projection (computed by `aggregate`
 at inference too) and the whole `aggregate` call - with parameters, MACs (torch.utils.flop_counter on the meta
 device: matmuls and convolutions, 1 MAC = 2 FLOPs) and the median time per crop over `--repeats` timed calls of a
-`--batch` of random inputs (weights untrained: timing does not depend on them). `--time-sizes` says which sizes are
+`--batch` of random inputs (weights untrained: timing does not depend on them), the models of one size timed in
+interleaved rounds so that load changes on a shared machine hit them alike. `--time-sizes` says which sizes are
 timed; the others (ViT-L/H by default: minutes per call on a shared CPU) get parameters and MACs only.
 
 Propagation cost per propagated frame, relative to one single-frame ViT + head pass (t = temporal / single):
@@ -18,8 +20,8 @@ Propagation cost per propagated frame, relative to one single-frame ViT + head p
   key frames and T + 1 encoded crops (the two labeled frames are cropped with the segment's crop, so they are
   encoded again for each segment), so ((T + 1) + (T - 1) t) / (T - 1);
 - naive: 3 + t (the three frames of every key frame encoded again).
-With `--set KEY=VALUE ...` every row is measured for the default model and for the model with those config
-fields, in the same run, and the ratios are printed side by side.
+With `--set KEY=VALUE ...` (repeatable) every row is measured for the default model and for each model with those
+config fields, in the same run, and the ratios are printed side by side.
 """
 
 from __future__ import annotations
@@ -137,47 +139,53 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_ms(fn: Callable[[], Any], device: torch.device, repeats: int, batch: int) -> float:
-    """Median milliseconds per crop of `repeats` calls (after one warm-up call)."""
-    with torch.inference_mode():
-        fn()
-        _sync(device)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000 / batch
+def measure(configs: list[tuple[str, ModelConfig]], device: torch.device, batch: int, repeats: int,
+            timed: bool) -> list[ModelCost]:
+    """Costs of every model in `configs` (one backbone size and input size, different options).
 
-
-def measure(label: str, cfg: ModelConfig, device: torch.device, batch: int, repeats: int, timed: bool) -> ModelCost:
-    macs = count_macs(cfg)
-    cost = ModelCost(label, cfg.backbone, cfg.input_size)
-    model = None
-    calls: dict[str, Any] = {}
-    if timed:
-        torch.manual_seed(0)
-        model = STDPose(cfg).to(device).eval()
-        calls = module_calls(model, batch)
-    else:
-        with torch.device("meta"):
-            model = STDPose(cfg).eval()
-            calls = module_calls(model, 1)
-    for name in (*MODULES, "aggregate"):
-        if name not in calls:
-            continue
-        module, fn = calls[name]
-        ms = time_ms(fn, device, repeats, batch) if timed else None
-        entry = Cost(_params(module), macs[name], ms)
-        if name == "aggregate":
-            cost.aggregate = entry
+    Timing is interleaved: each of the `repeats` rounds times every module of every model once (after one warm-up
+    round), and the median per module is kept, so a change in the machine's load during the run hits the models
+    alike and the ratios between them stay comparable.
+    """
+    models, all_calls, costs = [], [], []
+    for label, cfg in configs:
+        if timed:
+            torch.manual_seed(0)
+            model = STDPose(cfg).to(device).eval()
+            calls = module_calls(model, batch)
         else:
-            cost.modules[name] = entry
+            with torch.device("meta"):
+                model = STDPose(cfg).eval()
+                calls = module_calls(model, 1)
+        models.append(model)
+        all_calls.append(calls)
+        costs.append(ModelCost(label, cfg.backbone, cfg.input_size))
+    times: list[dict[str, list[float]]] = [{name: [] for name in calls} for calls in all_calls]
+    if timed:
+        with torch.inference_mode():
+            for rnd in range(repeats + 1):
+                for calls, record in zip(all_calls, times):
+                    for name, (_, fn) in calls.items():
+                        _sync(device)
+                        start = time.perf_counter()
+                        fn()
+                        _sync(device)
+                        if rnd > 0:  # round 0 warms up
+                            record[name].append((time.perf_counter() - start) * 1000 / batch)
     temporal = ("tff", "tks", "dam", "stda", "fusion_head", "mi_proj")
-    cost.aggregate.params = sum(_params(getattr(model, n)) for n in temporal)
-    del model, calls
-    return cost
+    for (_, cfg), model, calls, record, cost in zip(configs, models, all_calls, times, costs):
+        macs = count_macs(cfg)
+        for name in (*MODULES, "aggregate"):
+            if name not in calls:
+                continue
+            ms = statistics.median(record[name]) if timed else None
+            entry = Cost(_params(calls[name][0]), macs[name], ms)
+            if name == "aggregate":
+                cost.aggregate = entry
+            else:
+                cost.modules[name] = entry
+        cost.aggregate.params = sum(_params(getattr(model, n)) for n in temporal)
+    return costs
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -254,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-sizes", nargs="*", default=["base"], help="sizes that are timed (others: MACs only)")
     p.add_argument("--input-sizes", nargs="+", type=_pair, default=[(256, 192), (384, 288)], metavar="HxW")
     p.add_argument("--variant", default="f")
-    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="model config fields of a cost option to compare")
+    p.add_argument("--set", nargs="+", action="append", metavar="KEY=VALUE",
+                   help="model config fields of one cost option to compare with the default (repeat --set for "
+                        "several options)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (CPU)")
     p.add_argument("--batch", type=int, default=4, help="crops per timed call")
@@ -270,18 +280,19 @@ def main(argv: list[str] | None = None) -> int:
                           ("cpu" if args.device == "auto" else args.device))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available on this machine")
-    option = parse_fields(args.set)
-    configs = [("default", {})] + ([(",".join(f"{k}={v}" for k, v in option.items()), option)] if option else [])
+    options = [parse_fields(items) for items in args.set or []]
+    configs = [("default", {})] + [(",".join(f"{k}={v}" for k, v in o.items()), o) for o in options]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     wall = time.perf_counter()
     costs: list[ModelCost] = []
     for size in args.sizes:
         for hw in args.input_sizes:
-            for label, fields in configs:
-                cfg = ModelConfig(backbone=size, input_size=hw, variant=args.variant, **fields)
-                timed = size in args.time_sizes
-                c = measure(label, cfg, device, args.batch, args.repeats, timed)
+            timed = size in args.time_sizes
+            built = [(label, ModelConfig(backbone=size, input_size=hw, variant=args.variant, **fields))
+                     for label, fields in configs]
+            for c in measure(built, device, args.batch, args.repeats, timed):
                 costs.append(c)
+                label = c.label
                 r = c.ratios("ms" if timed else "macs", args.interval)
                 by = "time" if timed else "MACs"
                 print(f"{size} {hw[0]}x{hw[1]} {label}: single {_fmt_ms(c.single('ms'))} ms, temporal "
@@ -292,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "# STDPose cost per module",
         "",
         f"Written by `python benchmarks/cost.py {' '.join(sys.argv[1:] if argv is None else argv)}` on {started}; "
-        f"{machine_line(device, args.threads)}; batch {args.batch}, median of {args.repeats} timed calls; "
+        f"{machine_line(device, args.threads)}; batch {args.batch}, median of {args.repeats} interleaved timed calls; "
         f"variant {args.variant}, untrained weights; wall time {time.perf_counter() - wall:.0f} s.",
         "",
         "Times are per crop (backbone, head) or per key frame (temporal modules); `aggregate` is the whole temporal "
