@@ -70,7 +70,12 @@ def run_one(bench: Any, argv: list[str], fields: dict[str, Any]) -> dict:
     finally:
         bench.experiment_config = original
     out = Path(argv[argv.index("--out") + 1])
-    return json.loads((out / "propagation.json").read_text())
+    res = json.loads((out / "propagation.json").read_text())
+    res["option"] = fields  # which model fields this run added (read back by --collect)
+    from stdpose.atomic import atomic_write_json
+
+    atomic_write_json(out / "propagation.json", res, indent=1)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--work", type=Path, default=Path("outputs/propagation_options"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--collect", action="store_true", help="run nothing: summarise the results that earlier runs "
+                   "(e.g. one process per seed) left in --work")
     args = p.parse_args(argv)
     for flag in ("--seed", "--work", "--out"):
         if flag in bench_args:
@@ -101,7 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             if extra and pretrain.is_file() and not (work / pretrain.name).is_file():
                 shutil.copy2(pretrain, work / pretrain.name)  # same single-frame model for both
             run_argv = [*bench_args, "--seed", str(seed), "--work", str(work), "--out", str(work / "results")]
-            res = run_one(bench, run_argv, extra)
+            if args.collect:
+                saved = work / "results" / "propagation.json"
+                if not saved.is_file():
+                    raise SystemExit(f"--collect: {saved} is missing (that run has not finished)")
+                res = json.loads(saved.read_text())
+                if res["settings"]["seed"] != seed or res.get("option", extra) != extra:
+                    raise SystemExit(f"--collect: {saved} was written with other settings")
+                bench_args = res["command"].split(" --seed ")[0].split() if not bench_args else bench_args
+            else:
+                res = run_one(bench, run_argv, extra)
             scores[name].append(float(res["table4"]["f"]["Mean"]))
             print(f"seed {seed} {name}: Mean mAP {scores[name][-1]:.2f}", flush=True)
 
