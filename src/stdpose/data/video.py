@@ -12,6 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -240,3 +241,43 @@ def open_frames(source: str | Path, fps: float | None = None, cache_size: int = 
     if fps:
         reader.fps = float(fps)
     return reader
+
+
+class BoundedFrameCache:
+    """At most `capacity` decoded frames of one source, least recently used dropped first.
+
+    The propagator and the estimator read frames through it so that their memory does not grow with the video's
+    length (issue 14): whatever the schedule, no more than `capacity` images are held, and `peak` records the
+    most that ever were (tests check it). A dropped frame that is needed again is simply decoded again.
+    """
+
+    def __init__(self, frames: Any, capacity: int):
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.frames = frames
+        self.capacity = int(capacity)
+        self._images: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.peak = 0
+        self.reads = 0  # frames[i] calls (decodes)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        image = self._images.get(index)
+        if image is not None:
+            self._images.move_to_end(index)
+            return image
+        image = self.frames[index]
+        self.reads += 1
+        self._images[index] = image
+        while len(self._images) > self.capacity:
+            self._images.popitem(last=False)
+        self.peak = max(self.peak, len(self._images))
+        return image
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def drop_before(self, index: int) -> None:
+        """Forget frames before `index` (callers that move forward through the video)."""
+        for i in [i for i in self._images if i < index]:
+            del self._images[i]

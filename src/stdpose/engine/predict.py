@@ -46,6 +46,7 @@ from stdpose.data.transforms import (
     to_tensor_image,
     warp_image,
 )
+from stdpose.data.video import BoundedFrameCache
 from stdpose.engine.nms import oks_nms
 from stdpose.errors import ConfigError, DataError
 from stdpose.skeleton import EVALUATED_SLOTS, NUM_SLOTS
@@ -72,6 +73,7 @@ class EstimationStats:
     persons: int = 0  # poses returned
     nms_removed: int = 0  # poses dropped by OKS-NMS
     model_calls: int = 0
+    max_cached_frames: int = 0  # most decoded frames held at once (bounded by the batch, not the video length)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -189,18 +191,15 @@ class Estimator:
             out = 0.5 * (out + back)
         return out.cpu().numpy()
 
-    def _run_batch(self, jobs: list[_Job], frames: Any, triplets: list[tuple[int, int, int]],
-                   cache: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _run_batch(self, jobs: list[_Job], triplets: list[tuple[int, int, int]],
+                   cache: BoundedFrameCache) -> tuple[np.ndarray, np.ndarray]:
         h, w = self.input_hw
         hh, hw = self.heatmap_hw
         crops = np.empty((len(jobs), 3, 3, h, w), dtype=np.float32)
         for b, job in enumerate(jobs):
             to_input, _ = crop_transforms(job.center, job.size, 0.0, False, (w, h), (hw, hh))
             for slot, f in enumerate(triplets[job.frame]):  # (left, key, right)
-                image = cache.get(f)
-                if image is None:
-                    image = cache[f] = _read_frame(frames, f)
-                crops[b, slot] = to_tensor_image(warp_image(image, to_input, (w, h)))
+                crops[b, slot] = to_tensor_image(warp_image(_read_frame(cache, f), to_input, (w, h)))
         heatmaps = self._heatmaps(crops)
         coords, maxvals = decode_heatmaps(heatmaps, refine=self.refine)  # (B, J, 2), (B, J)
         centers = np.stack([j.center for j in jobs])
@@ -277,7 +276,8 @@ class Estimator:
         triplets = [t.frames for t in estimation_triplets(video.num_frames)]
         xy = np.zeros((len(jobs), NUM_SLOTS, 2))
         maxval = np.zeros((len(jobs), NUM_SLOTS))
-        cache: dict[int, np.ndarray] = {}
+        # a batch of B persons needs at most B + 2 frames (jobs are in frame order): memory bounded by the batch
+        cache = BoundedFrameCache(frames, self.batch_size + 2)
         bar = None
         if self.progress and jobs:
             from tqdm import tqdm
@@ -287,16 +287,15 @@ class Estimator:
             with torch.inference_mode():
                 for s in range(0, len(jobs), self.batch_size):
                     batch = jobs[s : s + self.batch_size]
-                    xy[s : s + len(batch)], maxval[s : s + len(batch)] = self._run_batch(batch, frames, triplets, cache)
+                    xy[s : s + len(batch)], maxval[s : s + len(batch)] = self._run_batch(batch, triplets, cache)
                     # jobs are in frame order: keep only frames later batches can still need
-                    first_needed = triplets[jobs[min(s + self.batch_size, len(jobs) - 1)].frame][0]
-                    for f in [f for f in cache if f < first_needed]:
-                        del cache[f]
+                    cache.drop_before(triplets[jobs[min(s + self.batch_size, len(jobs) - 1)].frame][0])
                     if bar is not None:
                         bar.update(len(batch))
         finally:
             if bar is not None:
                 bar.close()
+        stats.max_cached_frames = cache.peak
 
         per_frame: dict[int, list[Person]] = {}
         for i, job in enumerate(jobs):

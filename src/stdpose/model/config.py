@@ -47,6 +47,8 @@ VARIANTS: dict[str, Switches] = {
     "f": Switches(tff=True, tks=True, dam=True, stda=True, mi=True),
 }
 
+STDA_HEADS = ("deconv", "shuffle")  # ModelConfig.stda_head
+
 _INT_OR_NONE = ("embed_dim", "depth", "num_heads", "temporal_dim", "temporal_heads", "head_channels")
 
 
@@ -87,6 +89,12 @@ class ModelConfig:
     mi_temperature: float = 1.0
     pretrained: str | None = None
     pretrained_trusted: bool = False  # allow full pickle loading (only for checkpoint files you trust)
+    # ---- cost options (issue 14): choices the paper leaves open that change the temporal modules' cost
+    # stda_head: how STDA's final head (Eq. 13) turns its d-wide tokens into heatmaps. "deconv" = the paper's
+    # classical head (two stride-2 deconvolutions at head_channels); "shuffle" = a 1x1 conv per token to 16J values
+    # rearranged into the 4x4 heatmap pixels under it (pixel shuffle), then a 3x3 conv over the J maps - about 40x
+    # fewer MACs (docs/performance.md).
+    stda_head: str = "deconv"
 
     def __post_init__(self) -> None:
         self._validate()
@@ -194,6 +202,8 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be a non-negative number, got {value!r}")
         if not _is_number(self.drop_path) or not 0 <= self.drop_path < 1:
             raise ConfigError(f"model.drop_path must be in [0, 1), got {self.drop_path!r}")
+        if self.stda_head not in STDA_HEADS:
+            raise ConfigError(f"model.stda_head must be one of {list(STDA_HEADS)}, got {self.stda_head!r}")
         for name in ("qkv_bias", "pretrained_trusted", "stda_skip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"model.{name} must be true or false, got {getattr(self, name)!r}")

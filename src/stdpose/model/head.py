@@ -77,3 +77,27 @@ class SimpleFusionHead(nn.Module):
     def forward(self, features: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
         up = match_size(self.deconv_layers(features), self.out_size)  # (B, channels, h, w)
         return self.final_layer(up + self.heatmap_branch(heatmaps))
+
+
+class PixelShuffleHead(nn.Module):
+    """(B, C, H', W') features -> (B, J, 4H', 4W') heatmaps at a small fraction of `HeatmapHead`'s cost.
+
+    heatmaps = Conv3x3( ReLU(BN( PixelShuffle_4( Conv1x1(features) ) )) ): the 1x1 conv gives each token the 4x4
+    heatmap pixels under it (16J values), the pixel shuffle puts them in place and the 3x3 conv smooths across the
+    token borders. A cost option for STDA's final head (ModelConfig.stda_head = "shuffle"; docs/performance.md).
+    """
+
+    def __init__(self, in_channels: int, num_joints: int, out_size: tuple[int, int] | None = None,
+                 upscale: int = 4):
+        super().__init__()
+        self.out_size = None if out_size is None else tuple(out_size)
+        self.expand = nn.Conv2d(in_channels, num_joints * upscale * upscale, kernel_size=1)
+        self.shuffle = nn.PixelShuffle(upscale)
+        self.norm = nn.BatchNorm2d(num_joints)
+        self.final_layer = nn.Conv2d(num_joints, num_joints, kernel_size=3, padding=1)
+        nn.init.normal_(self.final_layer.weight, std=0.001)
+        nn.init.zeros_(self.final_layer.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        up = self.shuffle(self.expand(features))  # (B, 16J, H', W') -> (B, J, 4H', 4W')
+        return match_size(self.final_layer(torch.relu(self.norm(up))), self.out_size)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stdpose.model.backbone import LN_EPS, Attention, Mlp
-from stdpose.model.head import HeatmapHead
+from stdpose.model.head import HeatmapHead, PixelShuffleHead
 
 
 class CrossAttention(nn.Module):
@@ -77,6 +77,7 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
         patch_size: int = 4,
         mlp_ratio: float = 4.0,
         skip: bool = False,
+        head: str = "deconv",
     ):
         super().__init__()
         self.grid = (heatmap_size[0] // patch_size, heatmap_size[1] // patch_size)
@@ -84,7 +85,12 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
         self.blocks = nn.ModuleList(PoseAggregationBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
-        self.head = HeatmapHead(dim, head_channels, num_joints, out_size=heatmap_size)
+        # Eq. 13's "classical" deconvolution head, or the cheaper pixel-shuffle head (config stda_head)
+        self.head: nn.Module = (
+            HeatmapHead(dim, head_channels, num_joints, out_size=heatmap_size)
+            if head == "deconv"
+            else PixelShuffleHead(dim, num_joints, out_size=heatmap_size, upscale=patch_size)
+        )
         # Optional (config stda_skip): a 3x3 conv from the full-resolution STDA input straight to the output.
         self.skip = nn.Conv2d(2 * num_joints, num_joints, 3, padding=1) if skip else None
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -94,7 +100,9 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward(self, merged: torch.Tensor, mask: torch.Tensor | None, fused: torch.Tensor) -> torch.Tensor:
+    def aggregate_tokens(self, merged: torch.Tensor, mask: torch.Tensor | None, fused: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Pose Aggregation part: (H^_N as a (B, d, h/4, w/4) map, the stacked (B, 2J, h, w) input)."""
         masked = merged if mask is None else merged * mask
         stacked = torch.cat([masked, merged], dim=1)  # (B, 2J, h, w)
         x = self.patch_embed(stacked)  # (B, d, h/4, w/4)
@@ -102,6 +110,9 @@ class SpatioTemporalDynamicsAggregation(nn.Module):
         z = x.flatten(2).transpose(1, 2) + self.pos_embed  # (B, N', d)
         for block in self.blocks:
             z = block(z, fused)
-        z = self.norm(z).transpose(1, 2).reshape(b, d, gh, gw)
+        return self.norm(z).transpose(1, 2).reshape(b, d, gh, gw), stacked
+
+    def forward(self, merged: torch.Tensor, mask: torch.Tensor | None, fused: torch.Tensor) -> torch.Tensor:
+        z, stacked = self.aggregate_tokens(merged, mask, fused)
         out = self.head(z)  # (B, J, h, w), Eq. 13
         return out if self.skip is None else out + self.skip(stacked)

@@ -65,7 +65,7 @@ class STDPose(nn.Module):
         self.stda = (
             SpatioTemporalDynamicsAggregation(
                 j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.head_width, mlp_ratio=cfg.mlp_ratio,
-                skip=cfg.stda_skip,
+                skip=cfg.stda_skip, head=cfg.stda_head,
             )
             if sw.stda
             else None

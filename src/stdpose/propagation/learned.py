@@ -10,7 +10,8 @@ Per track segment (one person between two consecutive labeled frames, or at a vi
    exactly the crop `TripletDataset(crop="segment")` trains with. Detection boxes (`detections`) set the output
    boxes only: widening the crop with them would show the model crops it never saw in training;
 2. `model.encode_frames` once per (frame, track): the two labeled frames and every key frame of the segment, batched
-   across persons and frames (`batch_size` crops per call);
+   across persons, frames and consecutive gaps (`batch_size` crops per call; gaps are grouped until their key frames
+   fill a batch, so short gaps with one person still run full batches);
 3. the two labeled poses rendered as Gaussian heatmaps in the same crop (`render_heatmaps`, the training sigma);
    a one-sided or video-end segment uses its one label on both sides (the nearest labeled frame, as in training);
 4. `model.aggregate` for every key frame with the cached (left, key, right) features -> heatmaps -> keypoints in
@@ -21,6 +22,8 @@ backbone passes per key frame instead of about one - and gives the same poses; i
 benchmark and the equality test. Models trained with `data.crop: key` crop every key frame with its own
 (interpolated or detected) box, so their features cannot be shared between key frames: they always run naively.
 Joints annotated in neither label are not predicted (the `Propagator` contract; e.g. PoseTrack's ears).
+Frames are read through a `BoundedFrameCache` of `batch_size + 8` images and processed in video order, so memory does
+not grow with the video's length (`last_stats.max_cached_frames`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from stdpose.data.transforms import (
     to_tensor_image,
     warp_image,
 )
+from stdpose.data.video import BoundedFrameCache
 from stdpose.errors import ConfigError
 from stdpose.propagation.common import FrameSource, PosePrediction, assemble_video, check_frames
 from stdpose.propagation.tracks import (
@@ -73,6 +77,8 @@ class PropagationStats:
     backbone_calls: int = 0  # encode_frames invocations (batches)
     aggregate_calls: int = 0
     skipped_no_box: int = 0  # segments whose labels have no box and < 2 joints (nothing to crop)
+    frames_decoded: int = 0  # frames read from the source (a frame dropped from the cache and needed again: twice)
+    max_cached_frames: int = 0  # most decoded frames held at once (bounded by the cache, whatever the video length)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -108,9 +114,10 @@ class STDPosePropagator:
     model: an STDPose network (`stdpose.model.build_model` or `load_model_from_checkpoint`); config: its experiment
     config (the `data:` section gives input size, sigma, enlarge, crop mode and task). `crop` overrides nothing: it
     must equal the crop mode the model was trained with (ConfigError otherwise) and defaults to it.
-    batch_size: crops per backbone call (and key frames per aggregate call). detections: frame index -> detections
-    (see `stdpose.propagation.tracks.boxes_from_detections`) for the boxes of unlabeled frames. After `propagate`,
-    `last_stats` holds a `PropagationStats` and `last_summary` the segment plan summary.
+    batch_size: crops per backbone call (and key frames per aggregate call); batch_across_gaps: group consecutive
+    gaps until their key frames fill a batch (False: one gap at a time, as before issue 14). detections: frame
+    index -> detections (see `stdpose.propagation.tracks.boxes_from_detections`) for the boxes of unlabeled
+    frames. After `propagate`, `last_stats` holds a `PropagationStats` and `last_summary` the segment plan summary.
     """
 
     name = "stdpose"
@@ -129,6 +136,7 @@ class STDPosePropagator:
         detections: Mapping[int, Sequence[Any]] | None = None,
         refine: str = "dark",
         min_score: float = 1e-3,
+        batch_across_gaps: bool = True,
     ) -> None:
         import torch
 
@@ -156,6 +164,7 @@ class STDPosePropagator:
         self.detections = detections
         self.refine = refine
         self.min_score = float(min_score)
+        self.batch_across_gaps = bool(batch_across_gaps)
         h, w = (int(v) for v in model.cfg.input_size)
         self.input_hw = (h, w)
         self.heatmap_hw = tuple(int(v) for v in model.cfg.heatmap_size)
@@ -195,12 +204,6 @@ class STDPosePropagator:
             maps.append(render_heatmaps(kps, self.heatmap_hw, self.sigma)[0])
         return np.stack(maps)
 
-    def _image(self, frames: FrameSource, index: int, cache: dict[int, np.ndarray]) -> np.ndarray:
-        image = cache.get(index)
-        if image is None:
-            image = cache[index] = frames[index]
-        return image
-
     def _input(self, image: np.ndarray, crop: _Crop) -> np.ndarray:
         h, w = self.input_hw
         return to_tensor_image(warp_image(image, crop.to_input, (w, h)))  # (3, H, W)
@@ -239,24 +242,23 @@ class STDPosePropagator:
 
     # ------------------------------------------------------------------------------------------------ per gap
 
-    def _run_reuse(self, jobs: list[_Job], frames: FrameSource, out: dict[tuple[int, int], PosePrediction]) -> None:
+    def _run_reuse(self, jobs: list[_Job], frames: BoundedFrameCache,
+                   out: dict[tuple[int, int], PosePrediction]) -> None:
         """Segment crops: encode every (frame, track) once, aggregate every key frame from the cached features."""
         import torch
 
-        anchors: dict[int, np.ndarray] = {}  # the gap's labeled frames, read once
-        # labeled frames of every job of this gap, encoded together: (job, frame) -> row
+        # labeled frames of every job (of this group of gaps), encoded together: (job, frame) -> row
         anchor_rows: dict[tuple[int, int], int] = {}
         crops = []
         for n, job in enumerate(jobs):
             for f in sorted({job.segment.left, job.segment.right}):
                 anchor_rows[(n, f)] = len(crops)
-                crops.append(self._input(self._image(frames, f, anchors), job.crop))  # type: ignore[arg-type]
+                crops.append(self._input(frames[f], job.crop))  # type: ignore[arg-type]
         anchor_feats, anchor_hms = self._encode(crops)
         pairs = sorted((k, n) for n, job in enumerate(jobs) for k in job.segment.frames)
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start:start + self.batch_size]
-            keys: dict[int, np.ndarray] = {}  # key frames of this chunk, shared by the tracks on them
-            key_crops = [self._input(self._image(frames, k, keys), jobs[n].crop) for k, n in chunk]  # type: ignore[arg-type]
+            key_crops = [self._input(frames[k], jobs[n].crop) for k, n in chunk]  # type: ignore[arg-type]
             key_feats, key_hms = self._encode(key_crops)
             left = [anchor_rows[(n, jobs[n].segment.left)] for _, n in chunk]
             right = [anchor_rows[(n, jobs[n].segment.right)] for _, n in chunk]
@@ -268,10 +270,9 @@ class STDPosePropagator:
                 job = jobs[n]
                 out[(job.segment.track_id, k)] = self._prediction(coords[b], maxvals[b], job.crop, job.predicted)  # type: ignore[arg-type]
 
-    def _run_naive(self, jobs: list[_Job], frames: FrameSource, boxes: Mapping[tuple[int, int], Box],
+    def _run_naive(self, jobs: list[_Job], frames: BoundedFrameCache, boxes: Mapping[tuple[int, int], Box],
                    out: dict[tuple[int, int], PosePrediction]) -> None:
         """Every key frame on its own: crop and encode its three frames, then aggregate."""
-        cache: dict[int, np.ndarray] = {}
         pairs = sorted((k, n) for n, job in enumerate(jobs) for k in job.segment.frames)
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start:start + self.batch_size]
@@ -281,11 +282,9 @@ class STDPosePropagator:
                 seg = job.segment
                 crop = job.crop if job.crop is not None else self._crop(boxes[(seg.track_id, k)])
                 for f in (seg.left, k, seg.right):
-                    crops.append(self._input(self._image(frames, f, cache), crop))
+                    crops.append(self._input(frames[f], crop))
                 aux.append(job.aux if job.crop is not None else self._aux(seg, crop))
                 used.append(crop)
-            if len(cache) > 8 * self.batch_size:
-                cache.clear()
             feats, hms = self._encode(crops)  # (3B, ...)
             b = len(chunk)
             feats = feats.reshape(b, 3, *feats.shape[1:])  # (B, 3, C, H', W')
@@ -296,6 +295,19 @@ class STDPosePropagator:
                 out[(job.segment.track_id, k)] = self._prediction(coords[i], maxvals[i], used[i], job.predicted)
 
     # ------------------------------------------------------------------------------------------------ video
+
+    def _groups(self, gaps: Mapping[tuple[int, int], list[_Job]]) -> Any:
+        """Jobs of consecutive gaps (video order), grouped until their key frames fill a batch."""
+        group: list[_Job] = []
+        pairs = 0
+        for jobs in gaps.values():
+            group += jobs
+            pairs += sum(len(job.segment.frames) for job in jobs)
+            if not self.batch_across_gaps or pairs >= self.batch_size:
+                yield group
+                group, pairs = [], 0
+        if group:
+            yield group
 
     def propagate(self, video: Video, frames: FrameSource | None, labeled: Sequence[int]) -> Video:
         """A new Video: labeled frames keep their labels, every other frame gets the propagated tracks."""
@@ -342,18 +354,20 @@ class STDPosePropagator:
             from tqdm import tqdm
 
             bar = tqdm(total=stats.segments, desc=f"{self.name} {video.name}", unit="seg", leave=False)
+        cache = BoundedFrameCache(frames, self.batch_size + 8)
         try:
             with torch.inference_mode():
-                for jobs in gaps.values():
+                for jobs in self._groups(gaps):
                     if self.reuse_backbone and self.crop == "segment":
-                        self._run_reuse(jobs, frames, predictions)
+                        self._run_reuse(jobs, cache, predictions)
                     else:
-                        self._run_naive(jobs, frames, boxes, predictions)
+                        self._run_naive(jobs, cache, boxes, predictions)
                     if bar is not None:
                         bar.update(len(jobs))
         finally:
             if bar is not None:
                 bar.close()
+        stats.frames_decoded, stats.max_cached_frames = cache.reads, cache.peak
         out = assemble_video(video, plan, predictions, self.name, boxes if self.detections else None)
         stats.seconds = time.perf_counter() - start_time
         self.last_summary = out.extra["propagation"]
