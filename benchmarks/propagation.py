@@ -66,8 +66,8 @@ PAPER_T = {2: 98.1, 3: 96.8, 5: 92.5, 7: 90.9, 9: 90.1, 15: 83.6}
 PAPER_TABLE5 = {(0.5, 0.5): 90.7, (1.5, 0.0): 90.7, (5.0, 0.5): 90.8, (1.5, 0.5): 90.9, (1.0, 0.2): 90.7}
 # The switches of the objective and protocol, and their values (the first value listed is not the default: the
 # defaults come from ModelConfig / the --aux-inputs flag).
-SWITCHES = {"heatmap_reduction": ("sum", "mean"), "mi_estimator": ("proxy", "jsd", "infonce"),
-            "aux_inputs": ("labels", "predictions")}
+SWITCHES = {"aux_inputs": ("labels", "predictions"), "heatmap_reduction": ("sum", "mean"),
+            "mi_estimator": ("proxy", "jsd", "infonce")}
 DAM_GRID = [(0.5, 0.5), (5.0, 0.5), (1.5, 0.0)]  # (k, theta); (1.5, 0.5) is the default = the (f) row
 AUGMENT = {"rotation": 20.0, "rotation_prob": 0.3, "scale_range": [0.8, 1.2], "half_body": False}
 WARMUP = 100
@@ -569,9 +569,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--tff-depth", type=int, default=1)
     p.add_argument("--stda-depth", type=int, default=1)
-    p.add_argument("--pretrain-steps", type=int, default=1500,
+    p.add_argument("--pretrain-steps", type=int, default=800,
                    help="steps of the single-frame pretraining every row starts from (0: from scratch)")
-    p.add_argument("--steps", type=int, default=300, help="training (fine-tuning) steps per row and seed")
+    p.add_argument("--steps", type=int, default=150, help="training (fine-tuning) steps per row and seed")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-interval", type=int, default=7)
@@ -680,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = 0.0
     schedule = [(r, sd) for r in rows if r["group"] == "table4" for sd in args.seeds]
     schedule.sort(key=lambda rs: (rs[1], rs[0]["id"]))  # seed-major: complete tables first
-    schedule += [(r, sd) for r in rows if r["group"] == "switch" for sd in args.seeds]
+    schedule += sorted(((r, sd) for r in rows if r["group"] == "switch" for sd in args.seeds),
+                       key=lambda rs: rs[1])  # seed-major: one seed of every switch first
     schedule += [(r, args.seeds[0]) for r in rows if r["group"] == "dam"]
     for row, seed in schedule:
         cache = args.work / f"result_{row['id']}_s{seed}.json"
