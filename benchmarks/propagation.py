@@ -28,7 +28,8 @@ What it does:
    `propagation.png` (Table 1 chart) and `propagation_interval.png`.
 
 Training (benchmark-sized, not the paper's schedule): AdamW, lr 1e-3 (x0.5 on the pretrained backbone and head
-when fine-tuning) with a linear warmup (100 steps, at most a fifth of the run) and cosine decay to 5%, batch 16,
+when fine-tuning) with a linear warmup (100 steps, at most a fifth of the run) and cosine decay to 5%, batch 8
+(pretraining: 16),
 mild augmentation (scale 0.8-1.2, rotation +-20 deg with p 0.3, flip; no half-body), the loss of `StdposeLoss`
 (L_H, + MI terms and their critics for variant f). The checkpoints are `stdpose train`-compatible (a state dict
 under `model.` and the full experiment config), so `stdpose propagate --checkpoint` loads them.
@@ -86,6 +87,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
         "interval": args.train_interval,
         "pretrain_steps": args.pretrain_steps,
         "pretrain_seed": args.pretrain_seed,
+        "pretrain_batch_size": args.pretrain_batch_size,
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -277,8 +279,8 @@ def pretrained_weights(settings: dict, data_dir: Path, work: Path, retrain: bool
     """Backbone + head weights of the single-frame model (variant (a) trained from scratch for pretrain_steps with
     seed pretrain_seed), the stand-in for the paper's COCO-pretrained ViT; trained once and kept in `work`."""
     path = work / "propagation_pretrain.ckpt"
-    keys = ("preset", "pretrain_seed", "backbone", "input_size", "interval", "pretrain_steps", "batch_size", "lr",
-            "sigma")
+    keys = ("preset", "pretrain_seed", "backbone", "input_size", "interval", "pretrain_steps", "pretrain_batch_size",
+            "lr", "sigma")
     wanted = {**{k: settings[k] for k in keys}, "heatmap_reduction": switches["heatmap_reduction"]}
     saved = _saved_settings(path)
     if not retrain and saved.get("settings") == wanted:
@@ -287,7 +289,7 @@ def pretrained_weights(settings: dict, data_dir: Path, work: Path, retrain: bool
         weights = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()}
         return weights, saved["train"]
     pre_switches = {**switches, "aux_inputs": "labels"}  # (a) has no temporal inputs: the mode changes nothing
-    pre_settings = {**settings, "steps": settings["pretrain_steps"]}
+    pre_settings = {**settings, "steps": settings["pretrain_steps"], "batch_size": settings["pretrain_batch_size"]}
     cfg = experiment_config(pre_settings, "a", data_dir, pre_switches, settings["pretrain_seed"])
     model, info = train_variant(cfg, settings["pretrain_steps"], settings["pretrain_seed"], threads, progress)
     save_checkpoint(model, cfg, wanted, info, path)
@@ -436,7 +438,8 @@ def markdown_report(res: dict) -> str:
         "labeled run, then every T-th, and the last frame when more than 3 away); the dropped labels are scored "
         "with the PoseTrack mAP (PCKh@0.5).",
         f"Models: {s['backbone']} ViT at {s['input_size'][0]}x{s['input_size'][1]}; the single-frame part (ViT + "
-        f"head) pretrained ONCE ({s['pretrain_steps']} steps, seed {s['pretrain_seed']}), then every row and seed "
+        f"head) pretrained ONCE ({s['pretrain_steps']} steps of batch {s['pretrain_batch_size']}, seed "
+        f"{s['pretrain_seed']}), then every row and seed "
         f"fine-tuned {s['steps']} steps of batch {s['batch_size']} (T = {s['interval']}, segment crops, lr "
         f"{s['lr']}) from it; seeds {', '.join(map(str, seeds))} vary the fine-tuning only. Defaults of the "
         f"Table 4 rows: heatmap_reduction {d['heatmap_reduction']}, mi_estimator {d['mi_estimator']}, aux_inputs "
@@ -569,10 +572,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--tff-depth", type=int, default=1)
     p.add_argument("--stda-depth", type=int, default=1)
-    p.add_argument("--pretrain-steps", type=int, default=800,
+    p.add_argument("--pretrain-steps", type=int, default=600,
                    help="steps of the single-frame pretraining every row starts from (0: from scratch)")
-    p.add_argument("--steps", type=int, default=150, help="training (fine-tuning) steps per row and seed")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=120, help="training (fine-tuning) steps per row and seed")
+    p.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch size")
+    p.add_argument("--pretrain-batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-interval", type=int, default=7)
     p.add_argument("--aux-inputs", choices=SWITCHES["aux_inputs"], default="labels",
@@ -598,6 +602,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.steps = min(args.steps, 8)
         args.pretrain_steps = min(args.pretrain_steps, 8)
         args.batch_size = min(args.batch_size, 4)
+        args.pretrain_batch_size = min(args.pretrain_batch_size, 4)
         args.variants = [v for v in args.variants if v in ("a", "f")] or ["f"]
         args.seeds = args.seeds[:2]
         args.intervals = [3, 7]

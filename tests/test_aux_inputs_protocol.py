@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import REPO  # noqa: I001
 from conftest_engine import tiny_overrides, tiny_synthetic_dir
 
 from stdpose.data.dataset import TripletDataset
@@ -15,8 +16,6 @@ from stdpose.data.sampling import training_triplet_any_aux
 from stdpose.engine.config import load_config
 from stdpose.engine.lit import StdposeModule
 from stdpose.errors import ConfigError
-
-from conftest import REPO  # noqa: I001
 
 DEMO = REPO / "configs" / "synthetic_demo.yaml"
 
