@@ -583,6 +583,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="aux inputs in training of the Table 4 rows (the other value is a switch row)")
     p.add_argument("--variants", nargs="+", default=list(VARIANT_ROWS), choices=list(VARIANT_ROWS))
     p.add_argument("--no-switch-rows", action="store_true", help="skip the switch rows")
+    p.add_argument("--groups", nargs="+", choices=("table4", "switch", "dam"), default=["table4", "switch", "dam"],
+                   help="which row groups to train and evaluate (e.g. a second process for switch dam; a last run "
+                        "with every group assembles the report from the cached results)")
     p.add_argument("--no-dam-grid", action="store_true", help="skip the DAM (k, theta) grid")
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 7, 9, 15])
     p.add_argument("--no-flow", action="store_true", help="skip the (slow) optical-flow baseline")
@@ -668,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"models: {args.backbone} ViT {args.input_size[0]}x{args.input_size[1]}, {args.steps} steps per row, "
           f"seeds {' '.join(map(str, args.seeds))}, defaults {defaults}", flush=True)
-    rows = plan_rows(args.variants, defaults, not args.no_switch_rows, not args.no_dam_grid)
+    rows = [r for r in plan_rows(args.variants, defaults, not args.no_switch_rows, not args.no_dam_grid)
+            if r["group"] in args.groups]
     pretrain: dict[str, Any] = {}
 
     def init() -> dict[str, torch.Tensor]:
