@@ -1,32 +1,44 @@
-"""Pose propagation on the synthetic `bench` videos: paper Table 1 (methods at T=7), Table 4 (ablation (a)-(f)),
-the interval sweep, and the backbone-reuse efficiency - printed, and written to benchmarks/results/.
+"""Pose propagation on the synthetic `bench` videos: paper Table 1 (methods at T=7), Table 4 (ablation (a)-(f))
+with several fine-tuning seeds, both values of every objective/protocol switch (L_H reduction, MI estimator, aux
+inputs in training), the DAM (k, theta) grid of Table 5, the interval sweep and the backbone-reuse efficiency -
+printed, and written to benchmarks/results/.
 
 Usage:
-    python benchmarks/propagation.py                  # full run (bench preset; see docs/propagation.md for timing)
+    python benchmarks/propagation.py                  # full run (bench preset; see benchmarks/results/propagation.md)
     python benchmarks/propagation.py --quick          # smoke run: tiny preset, a few training steps (CI)
-    python benchmarks/propagation.py --steps 1500 --variants f a --intervals 3 7
+    python benchmarks/propagation.py --seeds 0 1 2 --steps 300 --budget-min 60
 
 What it does:
 1. makes the synthetic data set (`generate_dataset`, preset bench, seed 0) unless it exists;
-2. pretrains the single-frame part (ViT + head, variant (a)) on the train videos' key frames - the stand-in for
-   the paper's COCO-pretrained ViT, which we cannot download - then fine-tunes one model per ablation variant from
-   it (same steps, data, seed and schedule) with segment crops (`data.crop: segment`, the crop the propagator
-   reuses backbone passes with); or loads the checkpoints a previous run left in --work with the same settings;
-3. evaluates every method with the sparse-label protocol (`stdpose.propagation.protocol.evaluate_propagators`,
-   PoseWarper protocol) on the val videos: baselines nearest / linear / flow and the learned variants;
-4. measures backbone passes and time of the learned propagator with and without backbone reuse on the val videos;
-5. writes `<out>/propagation.md`, `propagation.json`, `propagation.png` (Table 1 chart) and `propagation_interval.png`.
+2. pretrains the single-frame part (ViT + head, variant (a)) ONCE (seed --pretrain-seed) on the train videos' key
+   frames - the stand-in for the paper's COCO-pretrained ViT, which we cannot download; every row and seed below
+   fine-tunes from these same weights, so the seeds vary the fine-tuning (data order, augmentation, new modules'
+   initialisation), not the pretraining;
+3. per seed, fine-tunes one model per Table 4 variant with the default switches (same steps, data and schedule,
+   segment crops), then the switch rows (variant f with the other value of each switch), then the DAM grid (one
+   seed); each (row, seed) result is cached in --work and reused when its settings match, so an interrupted or
+   budget-limited run continues where it stopped (`--budget-min`: no new training after that many minutes; rows
+   not reached are reported as missing);
+4. evaluates every model with the sparse-label protocol (`stdpose.propagation.protocol.evaluate_propagators`,
+   PoseWarper protocol) on the val videos, and the baselines nearest / linear / flow (or carries them over from an
+   earlier results file with --carry-baselines: they involve no learned model);
+5. logs ||grad L_MI|| / ||grad L_H|| on the backbone + head and on the temporal modules at the first and the last
+   fine-tuning step of every MI row;
+6. writes `<out>/propagation.md`, `propagation.json` (`table4.<variant>.seeds` = per-seed Mean, `mean`, `std`),
+   `propagation.png` (Table 1 chart) and `propagation_interval.png`.
 
 Training (benchmark-sized, not the paper's schedule): AdamW, lr 1e-3 (x0.5 on the pretrained backbone and head
-when fine-tuning) with 100 warmup steps and cosine decay to 5%, batch 16, mild augmentation (scale 0.8-1.2,
-rotation +-20 deg with p 0.3, flip; no half-body), the loss of `StdposeLoss` (heatmap MSE, + MI terms for variant
-f). The checkpoints are `stdpose train`-compatible (a state dict under `model.` and the full experiment config), so
-`stdpose propagate --checkpoint` loads them.
+when fine-tuning) with a linear warmup (100 steps, at most a fifth of the run) and cosine decay to 5%, batch 8
+(pretraining: 16),
+mild augmentation (scale 0.8-1.2, rotation +-20 deg with p 0.3, flip; no half-body), the loss of `StdposeLoss`
+(L_H, + MI terms and their critics for variant f). The checkpoints are `stdpose train`-compatible (a state dict
+under `model.` and the full experiment config), so `stdpose propagate --checkpoint` loads them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -52,20 +64,30 @@ VARIANT_ROWS = {
 BASELINE_NAMES = ("nearest", "linear", "flow")
 PAPER_TABLE4 = {"a": 86.8, "b": 88.4, "c": 88.6, "d": 89.6, "e": 90.3, "f": 90.9}
 PAPER_T = {2: 98.1, 3: 96.8, 5: 92.5, 7: 90.9, 9: 90.1, 15: 83.6}
+PAPER_TABLE5 = {(0.5, 0.5): 90.7, (1.5, 0.0): 90.7, (5.0, 0.5): 90.8, (1.5, 0.5): 90.9, (1.0, 0.2): 90.7}
+# The switches of the objective and protocol, and their values (the first value listed is not the default: the
+# defaults come from ModelConfig / the --aux-inputs flag).
+SWITCHES = {"aux_inputs": ("labels", "predictions"), "heatmap_reduction": ("sum", "mean"),
+            "mi_estimator": ("proxy", "jsd", "infonce")}
+DAM_GRID = [(0.5, 0.5), (5.0, 0.5), (1.5, 0.0)]  # (k, theta); (1.5, 0.5) is the default = the (f) row
+AUGMENT = {"rotation": 20.0, "rotation_prob": 0.3, "scale_range": [0.8, 1.2], "half_body": False}
+WARMUP = 100
+PRETRAINED_LR_SCALE = 0.5
 
 
 # ------------------------------------------------------------------------------------------------ settings
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything a trained model depends on (a checkpoint is reused only when these match)."""
+    """Everything a trained model depends on except the row's switches and the seed."""
     return {
         "preset": args.preset,
-        "seed": args.seed,
         "backbone": args.backbone,
         "input_size": list(args.input_size),
         "interval": args.train_interval,
         "pretrain_steps": args.pretrain_steps,
+        "pretrain_seed": args.pretrain_seed,
+        "pretrain_batch_size": args.pretrain_batch_size,
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -75,15 +97,48 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path) -> dict:
-    """A full, validated experiment config (what `stdpose train` would save) for one variant."""
+def default_switches(aux_inputs: str) -> dict[str, Any]:
+    """The switch values of the Table 4 rows: the library defaults (ModelConfig) and the bench's aux inputs."""
+    from stdpose.model.config import ModelConfig
+
+    base = ModelConfig()
+    return {"heatmap_reduction": base.heatmap_reduction, "mi_estimator": base.mi_estimator,
+            "aux_inputs": aux_inputs, "dam_k": base.dam_k, "dam_theta": base.dam_theta}
+
+
+def plan_rows(variants: list[str], defaults: dict[str, Any], switch_rows: bool, dam_grid: bool
+              ) -> list[dict[str, Any]]:
+    """Every row of the run: id, group (table4 / switch / dam), variant and switch values."""
+    rows = [{"id": v, "group": "table4", "variant": v, "switches": dict(defaults), "label": VARIANT_ROWS[v]}
+            for v in variants]
+    if switch_rows:
+        for name, values in SWITCHES.items():
+            for value in values:
+                if value == defaults[name]:
+                    continue
+                rows.append({"id": f"f-{name}-{value}", "group": "switch", "variant": "f",
+                             "switches": {**defaults, name: value}, "label": f"(f) with {name}: {value}",
+                             "switch": name, "value": value})
+    if dam_grid:
+        for k, theta in DAM_GRID:
+            rows.append({"id": f"f-dam-k{k:g}-theta{theta:g}", "group": "dam", "variant": "f",
+                         "switches": {**defaults, "dam_k": k, "dam_theta": theta},
+                         "label": f"(f) with k = {k:g}, theta = {theta:g}", "k": k, "theta": theta})
+    return rows
+
+
+def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path, switches: dict[str, Any],
+                      seed: int) -> dict:
+    """A full, validated experiment config (what `stdpose train` would save) for one variant and switch set."""
     from stdpose.engine.config import validate_config
 
     raw = {
         "description": f"benchmarks/propagation.py variant {variant}",
         "output_dir": "outputs/bench_propagation",
         "model": {"backbone": settings["backbone"], "variant": variant, "tff_depth": settings["tff_depth"],
-                  "stda_depth": settings["stda_depth"]},
+                  "stda_depth": settings["stda_depth"], "heatmap_reduction": switches["heatmap_reduction"],
+                  "mi_estimator": switches["mi_estimator"], "dam_k": switches["dam_k"],
+                  "dam_theta": switches["dam_theta"]},
         "data": {
             "train": {"annotations": str(data_dir / "annotations" / "train"), "image_root": str(data_dir)},
             "val": {"annotations": str(data_dir / "annotations" / "val"), "image_root": str(data_dir)},
@@ -95,16 +150,16 @@ def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path) ->
             "num_workers": 0,
             "crop": "segment",
             "augment": AUGMENT,
+            "aux_inputs": switches["aux_inputs"],
         },
-        "optim": {"lr": settings["lr"], "warmup_steps": WARMUP},
-        "trainer": {"max_steps": settings["steps"], "seed": settings["seed"], "accelerator": "cpu", "devices": 1},
+        "optim": {"lr": settings["lr"], "warmup_steps": warmup_steps(settings["steps"])},
+        "trainer": {"max_steps": settings["steps"], "seed": seed, "accelerator": "cpu", "devices": 1},
     }
     return validate_config(raw, source="benchmarks/propagation.py")
 
 
-AUGMENT = {"rotation": 20.0, "rotation_prob": 0.3, "scale_range": [0.8, 1.2], "half_body": False}
-WARMUP = 100
-PRETRAINED_LR_SCALE = 0.5
+def warmup_steps(steps: int) -> int:
+    return max(1, min(WARMUP, steps // 5))
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -121,13 +176,14 @@ def lr_factor(step: int, total: int, warmup: int = WARMUP, floor: float = 0.05) 
 def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool,
                   init: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, dict]:
     """Train one model for `steps` optimizer steps, starting from the weights in `init` (backbone + head of the
-    pretrained single-frame model) when given; returns (model, info with loss curve and seconds)."""
+    pretrained single-frame model) when given; returns (model, info with loss curve, seconds and, with MI, the
+    MI / L_H gradient-norm ratios at the first and the last step)."""
     from torch.utils.data import DataLoader
 
     from stdpose.data.dataset import TripletDataset, collate_triplets
     from stdpose.data.formats import read_annotations
     from stdpose.data.transforms import AugmentConfig
-    from stdpose.engine.lit import model_config, parameter_groups
+    from stdpose.engine.lit import mi_gradient_ratios, model_config, parameter_groups
     from stdpose.model import StdposeLoss, build_model
 
     torch.manual_seed(seed)
@@ -135,14 +191,17 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
     torch.set_num_threads(threads)
     data = cfg["data"]
     videos = read_annotations(data["train"]["annotations"])
+    aux_inputs = data.get("aux_inputs", "labels")
     dataset = TripletDataset(videos, data["train"]["image_root"], task="propagation",
                              input_size_hw=tuple(data["input_size"]), interval=data["interval"], train=True,
-                             augment=AugmentConfig.from_dict(data["augment"]), sigma=data["sigma"], crop="segment")
+                             augment=AugmentConfig.from_dict(data["augment"]), sigma=data["sigma"], crop="segment",
+                             aux_inputs=aux_inputs)
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=data["batch_size"], shuffle=True, drop_last=True, num_workers=0,
                         collate_fn=collate_triplets, generator=gen)
     mcfg = model_config(cfg)
     model = build_model(mcfg).train()
+    criterion = StdposeLoss(mcfg)  # holds the MI critics (jsd / infonce): they learn with the model
     groups = parameter_groups(model, cfg["optim"]["weight_decay"])
     if init is not None:
         missing = [k for k in init if k not in model.state_dict()]
@@ -156,10 +215,13 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
             new = [p for p in g["params"] if id(p) not in pretrained]
             split += [{**g, "params": old, "lr_scale": PRETRAINED_LR_SCALE}, {**g, "params": new, "lr_scale": 1.0}]
         groups = [g for g in split if g["params"]]
-    criterion = StdposeLoss(mcfg)
+    groups += [{**g, "lr_scale": 1.0} for g in parameter_groups(criterion, cfg["optim"]["weight_decay"])
+               if g["params"]]
     optim = torch.optim.AdamW(groups, lr=cfg["optim"]["lr"])
     base_lr = cfg["optim"]["lr"]
+    warmup = warmup_steps(steps)
     losses: list[float] = []
+    ratios: dict[str, dict[str, float]] = {}
     start = time.perf_counter()
     step = 0
     bar = None
@@ -172,13 +234,16 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
             if step >= steps:
                 break
             for group in optim.param_groups:
-                group["lr"] = base_lr * group.get("lr_scale", 1.0) * lr_factor(step, steps)
-            out = model(batch["frames"], batch["aux_heatmaps"])
-            loss = criterion(out, batch["target"], batch["target_weight"])["loss"]
+                group["lr"] = base_lr * group.get("lr_scale", 1.0) * lr_factor(step, steps, warmup)
+            aux = batch["aux_heatmaps"] if aux_inputs == "labels" else None  # predictions: the model's own
+            out = model(batch["frames"], aux)
+            terms = criterion(out, batch["target"], batch["target_weight"])
+            if mcfg.switches.mi and step in (0, steps - 1):
+                ratios["first_step" if step == 0 else "last_step"] = mi_gradient_ratios(model, terms)
             optim.zero_grad(set_to_none=True)
-            loss.backward()
+            terms["loss"].backward()
             optim.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(terms["loss"].detach()))
             step += 1
             if bar is not None:
                 bar.update(1)
@@ -188,7 +253,10 @@ def train_variant(cfg: dict, steps: int, seed: int, threads: int, progress: bool
         bar.close()
     seconds = time.perf_counter() - start
     curve = [float(np.mean(losses[i:i + 50])) for i in range(0, len(losses), 50)]
-    return model.eval(), {"seconds": seconds, "samples": len(dataset), "loss_every_50_steps": curve}
+    info = {"seconds": seconds, "samples": len(dataset), "loss_every_50_steps": curve}
+    if ratios:
+        info["grad_ratio_mi_to_heatmap"] = ratios
+    return model.eval(), info
 
 
 def save_checkpoint(model: torch.nn.Module, cfg: dict, settings: dict, info: dict, path: Path) -> None:
@@ -206,44 +274,48 @@ def _saved_settings(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True).get("benchmark", {})
 
 
-def pretrained_weights(settings: dict, data_dir: Path, work: Path, retrain: bool, threads: int,
-                       progress: bool) -> tuple[dict[str, torch.Tensor], dict]:
-    """Backbone + head weights of the single-frame model (variant (a) trained from scratch for pretrain_steps),
-    the stand-in for the paper's COCO-pretrained ViT; trained once and kept in `work`."""
+def pretrained_weights(settings: dict, data_dir: Path, work: Path, retrain: bool, threads: int, progress: bool,
+                       switches: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Backbone + head weights of the single-frame model (variant (a) trained from scratch for pretrain_steps with
+    seed pretrain_seed), the stand-in for the paper's COCO-pretrained ViT; trained once and kept in `work`."""
     path = work / "propagation_pretrain.ckpt"
-    keys = ("preset", "seed", "backbone", "input_size", "interval", "pretrain_steps", "batch_size", "lr", "sigma")
-    wanted = {k: settings[k] for k in keys}
+    keys = ("preset", "pretrain_seed", "backbone", "input_size", "interval", "pretrain_steps", "pretrain_batch_size",
+            "lr", "sigma")
+    wanted = {**{k: settings[k] for k in keys}, "heatmap_reduction": switches["heatmap_reduction"]}
     saved = _saved_settings(path)
     if not retrain and saved.get("settings") == wanted:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         print(f"  pretrained single-frame model: loaded {path}", flush=True)
         weights = {k[len("model."):]: v for k, v in ckpt["state_dict"].items()}
         return weights, saved["train"]
-    cfg = experiment_config(settings, "a", data_dir)
-    model, info = train_variant(cfg, settings["pretrain_steps"], settings["seed"], threads, progress)
+    pre_switches = {**switches, "aux_inputs": "labels"}  # (a) has no temporal inputs: the mode changes nothing
+    pre_settings = {**settings, "steps": settings["pretrain_steps"], "batch_size": settings["pretrain_batch_size"]}
+    cfg = experiment_config(pre_settings, "a", data_dir, pre_switches, settings["pretrain_seed"])
+    model, info = train_variant(cfg, settings["pretrain_steps"], settings["pretrain_seed"], threads, progress)
     save_checkpoint(model, cfg, wanted, info, path)
     print(f"  pretrained single-frame model: {settings['pretrain_steps']} steps in {info['seconds']:.0f} s -> {path}",
           flush=True)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, info
 
 
-def load_or_train(variant: str, settings: dict, data_dir: Path, work: Path, retrain: bool, threads: int,
+def load_or_train(row: dict, seed: int, settings: dict, data_dir: Path, work: Path, retrain: bool, threads: int,
                   progress: bool, init: Any) -> tuple[Any, dict, dict]:
-    """(model, config, train info) of one variant: the checkpoint in `work` when its settings match, else train
-    (from `init()`, the pretrained weights, when pretrain_steps > 0)."""
+    """(model, config, train info) of one row and seed: the checkpoint in `work` when its settings match, else
+    train (from `init()`, the pretrained weights, when pretrain_steps > 0)."""
     from stdpose.engine.checkpoints import load_model_from_checkpoint
 
-    path = work / f"propagation_{variant}.ckpt"
-    cfg = experiment_config(settings, variant, data_dir)
+    path = work / f"propagation_{row['id']}_s{seed}.ckpt"
+    wanted = {**settings, "seed": seed, "switches": row["switches"]}
+    cfg = experiment_config(settings, row["variant"], data_dir, row["switches"], seed)
     saved = _saved_settings(path)
-    if not retrain and saved.get("settings") == settings:
+    if not retrain and saved.get("settings") == wanted:
         model, cfg = load_model_from_checkpoint(path)
-        print(f"  variant {variant}: loaded {path} (trained in {saved['train']['seconds']:.0f} s)", flush=True)
+        print(f"  {row['id']} seed {seed}: loaded {path} (trained in {saved['train']['seconds']:.0f} s)", flush=True)
         return model, cfg, {**saved["train"], "loaded": True}
     weights = init() if settings["pretrain_steps"] > 0 else None
-    model, info = train_variant(cfg, settings["steps"], settings["seed"], threads, progress, init=weights)
-    save_checkpoint(model, cfg, settings, info, path)
-    print(f"  variant {variant}: trained {settings['steps']} steps in {info['seconds']:.0f} s "
+    model, info = train_variant(cfg, settings["steps"], seed, threads, progress, init=weights)
+    save_checkpoint(model, cfg, wanted, info, path)
+    print(f"  {row['id']} seed {seed}: trained {settings['steps']} steps in {info['seconds']:.0f} s "
           f"(loss {info['loss_every_50_steps'][0]:.2e} -> {info['loss_every_50_steps'][-1]:.2e}) -> {path}",
           flush=True)
     return model, cfg, info
@@ -304,6 +376,39 @@ def paper_size_efficiency(videos: list, data_dir: Path, interval: int, batch_siz
     return out
 
 
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+def seed_stats(per_seed: dict[int, dict[str, float]]) -> dict[str, Any]:
+    """{seed: groups} -> seeds (list of per-seed Mean), seed_ids, mean, std (sample std; 0 for one seed),
+    groups (per-group mean over seeds)."""
+    seeds = sorted(per_seed)
+    means = [float(per_seed[s]["Mean"]) for s in seeds]
+    groups = {g: float(np.mean([per_seed[s][g] for s in seeds])) for g in per_seed[seeds[0]]} if seeds else {}
+    return {"seeds": means, "seed_ids": seeds, "mean": float(np.mean(means)) if means else None,
+            "std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0, "groups": groups}
+
+
+def ordering_verdict(table4: dict[str, dict]) -> list[str]:
+    """Notes on the Table 4 ordering: does every added component help (on the seed means), and is (f) within one
+    std of (e)?"""
+    notes = []
+    steps = [("b", "a"), ("c", "a"), ("d", "b"), ("d", "c"), ("e", "d"), ("f", "e")]
+    for new, old in steps:
+        if new in table4 and old in table4 and table4[new]["mean"] is not None and table4[old]["mean"] is not None:
+            diff = table4[new]["mean"] - table4[old]["mean"]
+            spread = max(table4[new]["std"], table4[old]["std"])
+            verdict = "helps" if diff > 0 else "does not help"
+            within = "within" if abs(diff) <= spread else "beyond"
+            notes.append(f"({new}) vs ({old}): {diff:+.1f} mAP ({verdict}; {within} one std, {spread:.1f})")
+    if "e" in table4 and "f" in table4:
+        e, f = table4["e"], table4["f"]
+        ok = f["mean"] >= e["mean"] - max(e["std"], f["std"])
+        notes.append(f"(f) {f['mean']:.1f} +- {f['std']:.1f} vs (e) {e['mean']:.1f} +- {e['std']:.1f}: (f) is "
+                     + ("NOT " if not ok else "") + "within one std of (e) or above it")
+    return notes
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 
@@ -311,26 +416,36 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
 
 
+def _seed_cells(stats: dict, seeds: list[int]) -> str:
+    by_seed = dict(zip(stats["seed_ids"], stats["seeds"]))
+    return " | ".join(_fmt(by_seed.get(s)) for s in seeds)
+
+
 def markdown_report(res: dict) -> str:
+    from stdpose.model.config import VARIANTS
     from stdpose.skeleton import GROUP_NAMES
 
     s = res["settings"]
+    seeds = res["seeds"]
+    d = res["defaults"]
     lines = [
         "# Pose propagation benchmark (synthetic `bench` videos)",
         "",
         f"Written by `python benchmarks/propagation.py{' ' + res['command'] if res['command'] else ''}` on "
-        f"{res['date']}; wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']} "
-        f"({res['trained_here']}).",
-        f"Data: preset `{s['preset']}` (seed {s['seed']}), {res['data']['val_videos']} val videos "
-        f"({res['data']['val_frames']} frames) scored, {res['data']['train_videos']} train videos. Protocol: "
-        f"PoseWarper (labels kept at frame 3 of the labeled run, then every T-th, and the last frame when more "
-        f"than 3 away); the dropped labels are scored with the PoseTrack mAP (PCKh@0.5).",
+        f"{res['date']}; wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']} ({res['trained_here']}).",
+        f"Data: preset `{s['preset']}`, {res['data']['val_videos']} val videos ({res['data']['val_frames']} frames) "
+        f"scored, {res['data']['train_videos']} train videos. Protocol: PoseWarper (labels kept at frame 3 of the "
+        "labeled run, then every T-th, and the last frame when more than 3 away); the dropped labels are scored "
+        "with the PoseTrack mAP (PCKh@0.5).",
         f"Models: {s['backbone']} ViT at {s['input_size'][0]}x{s['input_size'][1]}; the single-frame part (ViT + "
-        f"head) pretrained {s['pretrain_steps']} steps, then every variant fine-tuned {s['steps']} steps of batch "
-        f"{s['batch_size']} (T = {s['interval']}, segment crops, lr {s['lr']}) from it; "
-        f"training took {res['train_seconds_total'] / 60:.1f} min in total (pretraining "
-        f"{res['train'].get('pretrain', {}).get('seconds', 0) / 60:.1f} min, then "
-        + ", ".join(f"{v} {res['train'][v]['seconds'] / 60:.1f}" for v in res['table4']) + " min).",
+        f"head) pretrained ONCE ({s['pretrain_steps']} steps of batch {s['pretrain_batch_size']}, seed "
+        f"{s['pretrain_seed']}), then every row and seed "
+        f"fine-tuned {s['steps']} steps of batch {s['batch_size']} (T = {s['interval']}, segment crops, lr "
+        f"{s['lr']}) from it; seeds {', '.join(map(str, seeds))} vary the fine-tuning only. Defaults of the "
+        f"Table 4 rows: heatmap_reduction {d['heatmap_reduction']}, mi_estimator {d['mi_estimator']}, aux_inputs "
+        f"{d['aux_inputs']}, DAM k {d['dam_k']:g} / theta {d['dam_theta']:g}. Training took "
+        f"{res['train_seconds_total'] / 60:.1f} min in total (pretraining "
+        f"{res['pretrain'].get('seconds', 0) / 60:.1f} min).",
         "",
         f"## Table 1: propagation at T = {res['table1_interval']} (AP per joint group)",
         "",
@@ -339,23 +454,58 @@ def markdown_report(res: dict) -> str:
     ]
     for name, groups in res["table1"].items():
         lines.append(f"| {name} | " + " | ".join(_fmt(groups.get(g)) for g in GROUP_NAMES) + " |")
-    lines += ["", f"## Table 4: ablation at T = {res['table1_interval']} (Mean mAP)", "",
-              "| Variant | TFF | TKS | DAM | STDA | MI | Mean | Wrist | Ankle | paper (PT17) |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    from stdpose.model.config import VARIANTS
-
-    for v, groups in res["table4"].items():
+    if res.get("baselines_source"):
+        lines += ["", f"Baselines (nearest, linear, flow) carried over from {res['baselines_source']}: they "
+                  "involve no learned model and the data, protocol and their code are unchanged. STDPose: mean "
+                  "over the seeds."]
+    seed_head = " | ".join(f"seed {x}" for x in seeds)
+    lines += ["", f"## Table 4: ablation at T = {res['table1_interval']} (Mean mAP per seed)", "",
+              f"| Variant | TFF | TKS | DAM | STDA | MI | {seed_head} | mean | std | paper (PT17) |",
+              "| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in seeds) + " | --- | --- | --- |"]
+    for v, st in res["table4"].items():
         sw = VARIANTS[v]
         marks = " | ".join("x" if getattr(sw, k) else "" for k in ("tff", "tks", "dam", "stda", "mi"))
-        lines.append(f"| {VARIANT_ROWS[v]} | {marks} | {_fmt(groups['Mean'])} | {_fmt(groups['Wrist'])} | "
-                     f"{_fmt(groups['Ankle'])} | {PAPER_TABLE4[v]} |")
-    names = list(next(iter(res["sweep"].values())).keys()) if res["sweep"] else []
-    lines += ["", "## Interval sweep (Mean mAP)", "",
-              "| T | " + " | ".join(names) + " | paper STDPose (PT17) |",
-              "| --- | " + " | ".join("---" for _ in names) + " | --- |"]
-    for t, row in res["sweep"].items():
-        lines.append(f"| {t} | " + " | ".join(_fmt(row[n]) for n in names) + f" | {PAPER_T.get(int(t), '-')} |")
-    e = res["efficiency"]
+        lines.append(f"| {VARIANT_ROWS[v]} | {marks} | {_seed_cells(st, seeds)} | {_fmt(st['mean'])} | "
+                     f"{_fmt(st['std'])} | {PAPER_TABLE4[v]} |")
+    if res.get("verdict"):
+        lines += [""] + [f"- {n}" for n in res["verdict"]]
+    if res.get("switches"):
+        lines += ["", "## Switches: variant (f) with the other value of each switch (Mean mAP per seed)", "",
+                  f"| Row | {seed_head} | mean | std |", "| --- | " + " | ".join("---" for _ in seeds)
+                  + " | --- | --- |"]
+        if "f" in res["table4"]:
+            lines.append(f"| (f) defaults ({d['heatmap_reduction']}, {d['mi_estimator']}, {d['aux_inputs']}) | "
+                         f"{_seed_cells(res['table4']['f'], seeds)} | {_fmt(res['table4']['f']['mean'])} | "
+                         f"{_fmt(res['table4']['f']['std'])} |")
+        for st in res["switches"].values():
+            lines.append(f"| {st['label']} | {_seed_cells(st, seeds)} | {_fmt(st['mean'])} | {_fmt(st['std'])} |")
+    if res.get("grad_ratios"):
+        lines += ["", "## MI / L_H gradient-norm ratio (||grad L_MI|| / ||grad L_H||), first and last step", "",
+                  "| Row (seed) | backbone+head, first | backbone+head, last | temporal, first | temporal, last |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, r in res["grad_ratios"].items():
+            first, last = r.get("first_step", {}), r.get("last_step", {})
+            lines.append(f"| {name} | {first.get('backbone', float('nan')):.3g} | "
+                         f"{last.get('backbone', float('nan')):.3g} | {first.get('temporal', float('nan')):.3g} | "
+                         f"{last.get('temporal', float('nan')):.3g} |")
+    if res.get("dam_grid"):
+        lines += ["", f"## DAM modified sigmoid (Table 5), variant (f), seed {seeds[0]}", "",
+                  "| k | theta | Mean | paper (PT17) |", "| --- | --- | --- | --- |"]
+        for st in res["dam_grid"].values():
+            lines.append(f"| {st['k']:g} | {st['theta']:g} | {_fmt(st['mean'])} | "
+                         f"{PAPER_TABLE5.get((st['k'], st['theta']), '-')} |")
+    if res.get("missing"):
+        lines += ["", "## Not run", "", "Rows and seeds not reached within the time budget (`--budget-min`):", "",
+                  ", ".join(res["missing"])]
+    if res["sweep"]:
+        names = list(next(iter(res["sweep"].values())).keys())
+        lines += ["", f"## Interval sweep (Mean mAP; STDPose = (f), seed {seeds[0]})", "",
+                  "| T | " + " | ".join(names) + " | paper STDPose (PT17) |",
+                  "| --- | " + " | ".join("---" for _ in names) + " | --- |"]
+        for t, row in res["sweep"].items():
+            lines.append(f"| {t} | " + " | ".join(_fmt(row.get(n)) for n in names)
+                         + f" | {PAPER_T.get(int(t), '-')} |")
+    e = res.get("efficiency")
     if e:
         lines += ["", f"## Backbone reuse (learned propagator, first {e['videos']} val videos, T = 7)", "",
                   "| mode | backbone crops | seconds | propagated poses |", "| --- | --- | --- | --- |",
@@ -373,7 +523,8 @@ def markdown_report(res: dict) -> str:
                   f"{e['reuse']['backbone_images']} vs {e['naive']['backbone_images']} backbone crops, "
                   f"{e['reuse']['seconds']} s vs {e['naive']['seconds']} s: {e['backbone_ratio']:.2f}x fewer "
                   f"backbone passes, {e['time_ratio']:.2f}x faster (there the backbone dominates the cost; in the "
-                  "nano model the temporal modules at heatmap resolution do)."]
+                  "nano model the temporal modules at heatmap resolution do)"
+                  + (f"; {e['source']}" if e.get("source") else "") + "."]
     lines += ["", "## Timing", ""]
     for k, v in res["timing"].items():
         lines.append(f"- {k}: {v:.0f} s")
@@ -411,24 +562,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: tiny preset, few steps, variants f and a")
     p.add_argument("--preset", default="bench", help="synthetic preset (default bench)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds of every row")
+    p.add_argument("--pretrain-seed", type=int, default=0, help="seed of the one single-frame pretraining")
     p.add_argument("--data", type=Path, default=None, help="data folder (default outputs/synthetic_<preset>)")
     p.add_argument("--work", type=Path, default=Path("outputs/bench_propagation"), help="checkpoints go here")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
     p.add_argument("--backbone", default="nano")
-    p.add_argument("--input-size", type=int, nargs=2, default=[192, 144], metavar=("H", "W"))
-    p.add_argument("--sigma", type=float, default=1.5)
+    p.add_argument("--input-size", type=int, nargs=2, default=[128, 96], metavar=("H", "W"))
+    p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--tff-depth", type=int, default=1)
     p.add_argument("--stda-depth", type=int, default=1)
-    p.add_argument("--pretrain-steps", type=int, default=3000,
-                   help="steps of the single-frame pretraining every variant starts from (0: from scratch)")
-    p.add_argument("--steps", type=int, default=800, help="training (fine-tuning) steps per variant")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--pretrain-steps", type=int, default=600,
+                   help="steps of the single-frame pretraining every row starts from (0: from scratch)")
+    p.add_argument("--steps", type=int, default=120, help="training (fine-tuning) steps per row and seed")
+    p.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch size")
+    p.add_argument("--pretrain-batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-interval", type=int, default=7)
+    p.add_argument("--aux-inputs", choices=SWITCHES["aux_inputs"], default="labels",
+                   help="aux inputs in training of the Table 4 rows (the other value is a switch row)")
     p.add_argument("--variants", nargs="+", default=list(VARIANT_ROWS), choices=list(VARIANT_ROWS))
+    p.add_argument("--no-switch-rows", action="store_true", help="skip the switch rows")
+    p.add_argument("--groups", nargs="+", choices=("table4", "switch", "dam"), default=["table4", "switch", "dam"],
+                   help="which row groups to train and evaluate (e.g. a second process for switch dam; a last run "
+                        "with every group assembles the report from the cached results)")
+    p.add_argument("--no-dam-grid", action="store_true", help="skip the DAM (k, theta) grid")
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 7, 9, 15])
     p.add_argument("--no-flow", action="store_true", help="skip the (slow) optical-flow baseline")
+    p.add_argument("--carry-baselines", type=Path, default=None,
+                   help="take the baselines' numbers (and the paper-size timing) from this earlier results JSON")
+    p.add_argument("--budget-min", type=float, default=None,
+                   help="start no new training after this many minutes (finished rows are still reported)")
     p.add_argument("--efficiency-videos", type=int, default=5, help="val videos of the reuse-vs-naive timing")
     p.add_argument("--paper-size-videos", type=int, default=1,
                    help="val videos of the reuse-vs-naive timing with an untrained ViT-B at 256x192 (0: skip)")
@@ -441,14 +605,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.steps = min(args.steps, 8)
         args.pretrain_steps = min(args.pretrain_steps, 8)
         args.batch_size = min(args.batch_size, 4)
+        args.pretrain_batch_size = min(args.pretrain_batch_size, 4)
         args.variants = [v for v in args.variants if v in ("a", "f")] or ["f"]
+        args.seeds = args.seeds[:2]
         args.intervals = [3, 7]
         args.no_flow = True
+        args.no_dam_grid = True
         args.paper_size_videos = 0
     if "f" not in args.variants:
         args.variants.append("f")  # the full model is Table 1's STDPose row
+    args.variants = sorted(set(args.variants))
     args.data = args.data or Path(f"outputs/synthetic_{args.preset}")
     return args
+
+
+def _carried(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -465,130 +639,197 @@ def main(argv: list[str] | None = None) -> int:
     timing: dict[str, float] = {}
     progress = not args.no_progress
     settings = settings_of(args)
+    defaults = default_switches(args.aux_inputs)
     notes: list[str] = []
+    carried = _carried(args.carry_baselines)
+    args.work.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     if not (args.data / INFO_FILE).is_file():
         print(f"generating synthetic data set {args.preset} -> {args.data}", flush=True)
-        generate_dataset(args.data, args.preset, seed=args.seed, progress=progress)
+        generate_dataset(args.data, args.preset, seed=0, progress=progress)
     timing["data generation (0 when reused)"] = time.perf_counter() - t0
     train_videos = read_annotations(args.data / "annotations" / "train")
     val_videos = read_annotations(args.data / "annotations" / "val")
+    t1 = 7 if 7 in args.intervals or not args.quick else args.intervals[-1]
 
-    print(f"models: {args.backbone} ViT {args.input_size[0]}x{args.input_size[1]}, {args.steps} steps each, "
-          f"variants {' '.join(args.variants)}", flush=True)
+    # ---- baselines at every interval (computed, or carried over from an earlier run)
     t0 = time.perf_counter()
-    models: dict[str, tuple[Any, dict]] = {}
-    train_seconds = 0.0
-    train_info: dict[str, dict] = {}
+    baseline_names = [n for n in BASELINE_NAMES if not (n == "flow" and args.no_flow)]
+    baselines_at: dict[int, dict[str, dict]] = {}
+    if carried:
+        for t in args.intervals:
+            row = carried.get("sweep", {}).get(str(t), {})
+            baselines_at[t] = {n: {"Mean": row[n]} for n in baseline_names if n in row}
+        baselines_at[t1] = {n: carried["table1"][n] for n in baseline_names if n in carried.get("table1", {})}
+    else:
+        props = {n: get_propagator(n) for n in baseline_names}
+        for t in args.intervals:
+            res_t = evaluate(val_videos, args.data, props, t)
+            baselines_at[t] = {n: res_t[n].groups for n in baseline_names}
+    timing["baselines (0 when carried over)"] = time.perf_counter() - t0
+
+    print(f"models: {args.backbone} ViT {args.input_size[0]}x{args.input_size[1]}, {args.steps} steps per row, "
+          f"seeds {' '.join(map(str, args.seeds))}, defaults {defaults}", flush=True)
+    rows = [r for r in plan_rows(args.variants, defaults, not args.no_switch_rows, not args.no_dam_grid)
+            if r["group"] in args.groups]
     pretrain: dict[str, Any] = {}
 
     def init() -> dict[str, torch.Tensor]:
         if "weights" not in pretrain:
             pretrain["weights"], pretrain["info"] = pretrained_weights(settings, args.data, args.work, args.retrain,
-                                                                       args.threads, progress)
+                                                                       args.threads, progress, defaults)
         return pretrain["weights"]
 
-    for v in sorted(args.variants):
-        model, cfg, info = load_or_train(v, settings, args.data, args.work, args.retrain, args.threads, progress,
-                                         init)
-        models[v] = (model, cfg)
-        train_info[v] = info
-        train_seconds += info["seconds"]
-    if "info" not in pretrain and settings["pretrain_steps"] > 0:  # every variant was loaded
-        saved = _saved_settings(args.work / "propagation_pretrain.ckpt")
-        if "train" in saved:
-            pretrain["info"] = saved["train"]
-    if "info" in pretrain:
-        train_info["pretrain"] = pretrain["info"]
-        train_seconds += pretrain["info"]["seconds"]
-    timing["training (or loading) the models"] = time.perf_counter() - t0
-
-    def learned(v: str) -> STDPosePropagator:
-        model, cfg = models[v]
-        return STDPosePropagator(model, cfg, progress=False, batch_size=32)
-
-    baselines = {n: get_propagator(n) for n in BASELINE_NAMES if not (n == "flow" and args.no_flow)}
-    t1 = 7 if 7 in args.intervals or not args.quick else args.intervals[-1]
-
-    # Table 1 + Table 4 at T = 7, one pass over the val videos for every method
+    # ---- training + evaluation of every (row, seed), cached in work/
     t0 = time.perf_counter()
-    props = {**baselines, **{f"stdpose-{v}": learned(v) for v in sorted(models)}}
-    at_t1 = evaluate(val_videos, args.data, props, t1)
-    timing[f"evaluation at T={t1} (all methods)"] = time.perf_counter() - t0
-    table1 = {n: at_t1[n].groups for n in baselines}
-    table1["STDPose (full, f)"] = at_t1["stdpose-f"].groups
-    table4 = {v: at_t1[f"stdpose-{v}"].groups for v in sorted(models)}
-    from stdpose.eval.posetrack_map import PoseTrackMapResult
+    results: dict[str, dict[int, dict]] = {}  # row id -> seed -> {"groups", "train"}
+    models_kept: dict[str, tuple[Any, dict]] = {}
+    missing: list[str] = []
+    train_seconds = 0.0
+    schedule = [(r, sd) for r in rows if r["group"] == "table4" for sd in args.seeds]
+    schedule.sort(key=lambda rs: (rs[1], rs[0]["id"]))  # seed-major: complete tables first
+    schedule += sorted(((r, sd) for r in rows if r["group"] == "switch" for sd in args.seeds),
+                       key=lambda rs: rs[1])  # seed-major: one seed of every switch first
+    schedule += [(r, args.seeds[0]) for r in rows if r["group"] == "dam"]
+    for row, seed in schedule:
+        cache = args.work / f"result_{row['id']}_s{seed}.json"
+        wanted = {**settings, "seed": seed, "switches": row["switches"], "interval_eval": t1}
+        cached = json.loads(cache.read_text()) if cache.is_file() and not args.retrain else {}
+        keep = row["id"] == "f" and seed == args.seeds[0]  # Table 1 / sweep / efficiency model
+        if cached.get("settings") == wanted and not keep:
+            results.setdefault(row["id"], {})[seed] = cached
+            train_seconds += cached["train"]["seconds"]
+            print(f"  {row['id']} seed {seed}: result loaded from {cache}", flush=True)
+            continue
+        ckpt = args.work / f"propagation_{row['id']}_s{seed}.ckpt"
+        have_ckpt = _saved_settings(ckpt).get("settings") == {**settings, "seed": seed, "switches": row["switches"]}
+        over = args.budget_min is not None and (time.perf_counter() - wall) / 60 > args.budget_min
+        if over and not have_ckpt and cached.get("settings") != wanted:
+            missing.append(f"{row['id']} seed {seed}")
+            continue
+        model, cfg, info = load_or_train(row, seed, settings, args.data, args.work, args.retrain, args.threads,
+                                         progress, init)
+        if cached.get("settings") == wanted:
+            entry = cached
+        else:
+            prop = STDPosePropagator(model, cfg, progress=False, batch_size=32)
+            entry = {"settings": wanted, "groups": evaluate(val_videos, args.data, {"m": prop}, t1)["m"].groups,
+                     "train": info}
+            atomic_write_json(cache, entry, indent=1)
+        results.setdefault(row["id"], {})[seed] = entry
+        train_seconds += entry["train"]["seconds"]
+        print(f"  {row['id']} seed {seed}: Mean {entry['groups']['Mean']:.1f}", flush=True)
+        if keep:
+            models_kept["f"] = (model, cfg)
+    timing["training (or loading) and evaluating the rows"] = time.perf_counter() - t0
+    if missing:
+        notes.append(f"not run within the {args.budget_min:g}-minute budget: {', '.join(missing)}")
 
-    print(PoseTrackMapResult.format_comparison({**{n: at_t1[n] for n in baselines}, "STDPose": at_t1["stdpose-f"]},
-                                               title=f"\nTable 1: propagation at T={t1} (synthetic {args.preset})"))
-    print(PoseTrackMapResult.format_comparison({VARIANT_ROWS[v]: at_t1[f"stdpose-{v}"] for v in sorted(models)},
-                                               title=f"\nTable 4: ablation at T={t1}"))
+    def stats_of(rid: str) -> dict | None:
+        per_seed = {sd: e["groups"] for sd, e in results.get(rid, {}).items()}
+        return seed_stats(per_seed) if per_seed else None
 
-    # interval sweep: baselines and the full model
-    t0 = time.perf_counter()
+    table4 = {v: st for v in args.variants if (st := stats_of(v)) is not None}
+    switches = {}
+    for r in rows:
+        if r["group"] == "switch" and (st := stats_of(r["id"])) is not None:
+            switches[r["id"]] = {**st, "label": r["label"], "switch": r["switch"], "value": r["value"]}
+    dam_grid = {}
+    for r in rows:
+        if r["group"] == "dam" and (st := stats_of(r["id"])) is not None:
+            dam_grid[r["id"]] = {**st, "k": r["k"], "theta": r["theta"]}
+    grad_ratios = {f"{rid} (seed {sd})": e["train"]["grad_ratio_mi_to_heatmap"]
+                   for rid, per in results.items() for sd, e in sorted(per.items())
+                   if e["train"].get("grad_ratio_mi_to_heatmap")}
+    verdict = ordering_verdict(table4)
+    for line in verdict:
+        print(line, flush=True)
+
+    table1 = {n: baselines_at[t1][n] for n in baseline_names if n in baselines_at.get(t1, {})}
+    if "f" in table4:
+        table1["STDPose (full, f)"] = table4["f"]["groups"]
+    for name, groups in table1.items():
+        print(f"T={t1} {name}: Mean {groups['Mean']:.1f}", flush=True)
+
+    # ---- interval sweep and efficiency with the (f) model of the first seed
     sweep: dict[str, dict[str, float]] = {}
-    for t in args.intervals:
-        res = at_t1 if t == t1 else evaluate(val_videos, args.data, {**baselines, "stdpose-f": learned("f")}, t)
-        sweep[str(t)] = {n: res[n].groups["Mean"] for n in baselines}
-        sweep[str(t)]["STDPose"] = res["stdpose-f"].groups["Mean"]
-        print(f"T={t:>2}: " + "  ".join(f"{n} {m:.1f}" for n, m in sweep[str(t)].items()), flush=True)
-    timing["interval sweep"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    model, cfg = models["f"]
-    eff = efficiency(model, cfg, val_videos[:args.efficiency_videos], args.data, t1, batch_size=32)
-    timing["efficiency run (reuse + naive)"] = time.perf_counter() - t0
-    print(f"\nbackbone reuse: {eff['reuse']['backbone_images']} crops in {eff['reuse']['seconds']:.1f} s vs naive "
-          f"{eff['naive']['backbone_images']} crops in {eff['naive']['seconds']:.1f} s -> "
-          f"{eff['backbone_ratio']:.2f}x fewer backbone passes, {eff['time_ratio']:.2f}x faster; max keypoint "
-          f"difference {eff['max_keypoint_difference_px']:.2g} px", flush=True)
-
-    eff_base = None
+    eff = eff_base = None
+    if "f" in models_kept:
+        model, cfg = models_kept["f"]
+        t0 = time.perf_counter()
+        for t in args.intervals:
+            if t == t1:
+                learned = results["f"][args.seeds[0]]["groups"]["Mean"]
+            else:
+                prop = STDPosePropagator(model, cfg, progress=False, batch_size=32)
+                learned = evaluate(val_videos, args.data, {"m": prop}, t)["m"].groups["Mean"]
+            sweep[str(t)] = {n: baselines_at.get(t, {}).get(n, {}).get("Mean") for n in baseline_names}
+            sweep[str(t)]["STDPose"] = learned
+            print(f"T={t:>2}: " + "  ".join(f"{n} {_fmt(m)}" for n, m in sweep[str(t)].items()), flush=True)
+        timing["interval sweep"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        eff = efficiency(model, cfg, val_videos[:args.efficiency_videos], args.data, t1, batch_size=32)
+        timing["efficiency run (reuse + naive)"] = time.perf_counter() - t0
     if args.paper_size_videos > 0:
         t0 = time.perf_counter()
         eff_base = paper_size_efficiency(val_videos[:args.paper_size_videos], args.data, t1, batch_size=16)
         timing["efficiency run, paper-size model"] = time.perf_counter() - t0
-        print(f"paper-size model: {eff_base['reuse']['backbone_images']} vs {eff_base['naive']['backbone_images']} "
-              f"crops, {eff_base['reuse']['seconds']:.1f} s vs {eff_base['naive']['seconds']:.1f} s -> "
-              f"{eff_base['time_ratio']:.2f}x faster", flush=True)
+    elif carried.get("efficiency_paper_size"):
+        eff_base = {**carried["efficiency_paper_size"],
+                    "source": f"carried over from the run of {carried.get('date', '?')} (not re-measured)"}
 
-    full = table1["STDPose (full, f)"]["Mean"]
-    beaten = [n for n in [*baselines] if table1[n]["Mean"] >= full]
-    if "a" in table4 and table4["a"]["Mean"] >= full:
-        beaten.append("variant (a)")
-    notes.append("the full STDPose beats every baseline and variant (a) at T=7" if not beaten else
-                 f"the full STDPose does NOT beat: {', '.join(beaten)} (see docs/propagation.md)")
-    print(notes[-1])
+    if "f" in table4 and table1:
+        full = table4["f"]["mean"]
+        beaten = [n for n in baseline_names if n in table1 and table1[n]["Mean"] >= full]
+        if "a" in table4 and table4["a"]["mean"] >= full:
+            beaten.append("variant (a)")
+        notes.append(f"the full STDPose beats every baseline and variant (a) at T={t1}" if not beaten else
+                     f"the full STDPose does NOT beat: {', '.join(beaten)}")
+    if not args.quick and (args.steps < 800 or args.pretrain_steps < 3000):
+        notes.append(f"reduced schedule ({args.pretrain_steps} pretraining + {args.steps} fine-tuning steps at "
+                     f"{args.input_size[0]}x{args.input_size[1]}) to fit 3 seeds on a shared 2-core machine; the "
+                     "2026-11-24 single-seed run used 3000 + 800 steps at 192x144, so absolute numbers differ")
 
+    trained_now = sorted({f"{rid}" for rid, per in results.items() for e in per.values()
+                          if not e["train"].get("loaded")})
     res = {
         "command": " ".join(sys.argv[1:]) if argv is None else " ".join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{torch.get_num_threads()} torch threads, CPU (shared)",
         "settings": settings,
+        "seeds": list(args.seeds),
+        "defaults": defaults,
         "data": {"train_videos": len(train_videos), "val_videos": len(val_videos),
                  "val_frames": sum(v.num_frames for v in val_videos)},
         "table1_interval": t1,
         "table1": table1,
         "table4": table4,
+        "verdict": verdict,
+        "switches": switches,
+        "dam_grid": dam_grid,
+        "grad_ratios": grad_ratios,
+        "missing": missing,
         "sweep": sweep,
         "efficiency": eff,
         "efficiency_paper_size": eff_base,
-        "train": train_info,
+        "pretrain": pretrain.get("info") or _saved_settings(args.work / "propagation_pretrain.ckpt").get("train", {}),
         "train_seconds_total": train_seconds,
-        "trained_here": (f"variants {', '.join(v for v in sorted(models) if not train_info[v].get('loaded'))} "
-                         "trained in this run" if any(not train_info[v].get("loaded") for v in models)
-                         else f"every model loaded from {args.work}, trained by an earlier run"),
+        "trained_here": (f"rows {', '.join(trained_now)} trained (or evaluated) in this run" if trained_now
+                         else f"every result loaded from {args.work}"),
+        "baselines_source": (f"{args.carry_baselines} ({carried.get('date', '?')})" if carried else None),
         "timing": timing,
         "notes": notes,
         "wall_seconds": time.perf_counter() - wall,
     }
+    res["train_seconds_total"] += res["pretrain"].get("seconds", 0.0)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "propagation.json", res, indent=1)
     atomic_write_text(args.out / "propagation.md", markdown_report(res))
-    plot_ap_chart(table1, args.out / "propagation.png", title=f"Propagation at T={t1} (synthetic {args.preset})")
-    interval_chart(sweep, args.out / "propagation_interval.png")
+    if table1:
+        plot_ap_chart(table1, args.out / "propagation.png", title=f"Propagation at T={t1} (synthetic {args.preset})")
+    if sweep:
+        interval_chart(sweep, args.out / "propagation_interval.png")
     print(f"\nwrote {args.out / 'propagation.md'}, propagation.json, propagation.png, propagation_interval.png "
           f"({res['wall_seconds'] / 60:.1f} min)")
     return 0

@@ -72,7 +72,8 @@ def test_adamw_settings_and_parameter_groups():
     assert all(p.ndim > 1 for p in decay["params"])
     assert all(p.ndim <= 1 or p.shape[0] == 1 for p in no_decay["params"])
     n_params = sum(1 for p in module.model.parameters() if p.requires_grad)
-    assert len(decay["params"]) + len(no_decay["params"]) == n_params
+    n_critic = sum(1 for p in module.criterion.parameters() if p.requires_grad)  # MI critics (jsd / infonce)
+    assert len(decay["params"]) + len(no_decay["params"]) == n_params + n_critic
     assert len(parameter_groups(module.model, 0.1)) == 2
 
 

@@ -67,7 +67,7 @@ def test_js_divergence_and_mi_proxy_limits():
 
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
 def test_every_mi_term_is_bounded(scale):
-    cfg = ModelConfig(backbone="nano", input_size=[64, 48], variant="f")
+    cfg = ModelConfig(backbone="nano", input_size=[64, 48], variant="f", mi_estimator="proxy")
     loss = StdposeLoss(cfg)
     out = _fake_outputs(scale=scale, grad=True)
     target = torch.rand(2, J, h, w) * scale
@@ -80,7 +80,7 @@ def test_every_mi_term_is_bounded(scale):
 
 
 def test_total_is_heatmap_plus_mi_with_paper_weights():
-    loss = StdposeLoss({"backbone": "nano", "input_size": [64, 48], "variant": "f"})
+    loss = StdposeLoss({"backbone": "nano", "input_size": [64, 48], "variant": "f", "mi_estimator": "proxy"})
     assert (loss.alpha, loss.beta) == (0.1, 0.01)
     terms = loss(_fake_outputs(), torch.rand(2, J, h, w), torch.ones(2, J))
     expected_mi = -0.1 * (terms["mi_feat_label"] - terms["mi_feat_key"]) - 0.01 * (
@@ -88,11 +88,13 @@ def test_total_is_heatmap_plus_mi_with_paper_weights():
     )
     torch.testing.assert_close(terms["mi"], expected_mi)
     torch.testing.assert_close(terms["loss"], terms["heatmap"] + terms["mi"])
-    assert set(terms) == {"loss", "heatmap", "mi", "mi_feat_label", "mi_feat_key", "mi_hm_label", "mi_hm_key"}
+    assert terms["mi_critic"].item() == 0.0  # the proxy has no critic to train
+    assert set(terms) == {"loss", "heatmap", "mi", "mi_critic", "mi_feat_label", "mi_feat_key", "mi_hm_label",
+                          "mi_hm_key"}
 
 
 def test_key_frame_side_of_redundancy_terms_is_detached():
-    loss = StdposeLoss(ModelConfig(backbone="nano", input_size=[64, 48], variant="f"))
+    loss = StdposeLoss(ModelConfig(backbone="nano", input_size=[64, 48], variant="f", mi_estimator="proxy"))
     out = _fake_outputs(grad=True)
     terms = loss(out, torch.rand(2, J, h, w), torch.ones(2, J))
     (terms["mi_feat_key"] + terms["mi_hm_key"]).backward()
@@ -110,7 +112,7 @@ def test_variants_without_mi_report_zero_mi(variant):
 
 
 def test_loss_input_errors():
-    loss = StdposeLoss(ModelConfig(backbone="nano", input_size=[64, 48], variant="f"))
+    loss = StdposeLoss(ModelConfig(backbone="nano", input_size=[64, 48], variant="f", mi_estimator="proxy"))
     out = _fake_outputs()
     with pytest.raises(ModelInputError, match="target must have shape"):
         loss(out, torch.rand(2, 15, h, w), torch.ones(2, J))

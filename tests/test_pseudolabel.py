@@ -106,7 +106,7 @@ def test_config_resolution_and_errors(tmp_path):
     cfg = load_pseudolabel_config(CONFIG, ["pseudolabel.interval=3", "propagation.trainer.max_epochs=2"],
                                   output_dir=tmp_path / "run")
     assert cfg["propagation"]["data"]["task"] == "propagation"
-    assert cfg["propagation"]["data"]["interval"] == 6  # 2T
+    assert cfg["propagation"]["data"]["interval"] == 3  # T: aux_inputs predictions trains on the gaps (o, T-o)
     assert cfg["propagation"]["trainer"]["max_epochs"] == 2
     assert cfg["estimation"]["data"]["task"] == "estimation"
     assert cfg["estimation"]["output_dir"] == str(tmp_path / "run" / "estimation")

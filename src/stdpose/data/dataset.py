@@ -5,8 +5,12 @@ cropped with ONE affine (from the key frame's box, paper Sec. 3), the Gaussian t
 propagation the LABELS of the same track in the two auxiliary frames rendered in that same crop.
 
 Which key frames (see `stdpose.data.sampling`):
-- propagation, train: every labeled frame; its auxiliaries are labeled frames at the distances inference produces
-  with labels every `interval` frames, drawn again for every item (`training_propagation_triplets`).
+- propagation, train, `aux_inputs="labels"`: every labeled frame; its auxiliaries are labeled frames at the
+  distances inference produces with labels every `interval` frames, drawn again for every item
+  (`training_propagation_triplets`); the model is fed their labels.
+- propagation, train, `aux_inputs="predictions"` (paper Sec. 4.2): every labeled frame; its auxiliaries are ANY
+  frames at those distances (`training_triplet_any_aux`, no label needed there); the model is fed its own
+  predictions for them in training (the label heatmaps are still returned: validation and inference use them).
 - propagation, val: labels are kept every `interval` frames (`sparse_labeled_indices`, or the PoseWarper protocol
   with `val_protocol="posewarper"`); every other labeled frame is a key frame between its nearest kept labels.
 - estimation: every labeled frame, with neighbours t-1 and t+1 (clamped); no auxiliary labels.
@@ -35,6 +39,7 @@ from stdpose.data.sampling import (
     propagation_triplets,
     sparse_labeled_indices,
     training_propagation_triplets,
+    training_triplet_any_aux,
 )
 from stdpose.data.transforms import (
     AugmentConfig,
@@ -55,6 +60,7 @@ from stdpose.skeleton import NUM_SLOTS, flip_permutation
 TASKS = ("propagation", "estimation")
 CROPS = ("key", "segment")
 VAL_PROTOCOLS = ("sparse", "posewarper")
+AUX_INPUTS = ("labels", "predictions")  # what TKS/DAM get for the aux frames in propagation TRAINING
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class TripletDataset(Dataset):
         enlarge: float = 1.25,
         val_protocol: str = "sparse",
         stride: int = 4,
+        aux_inputs: str = "labels",
     ):
         if task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
@@ -112,6 +119,9 @@ class TripletDataset(Dataset):
             raise ConfigError(f"crop must be one of {CROPS}, got {crop!r}")
         if val_protocol not in VAL_PROTOCOLS:
             raise ConfigError(f"val_protocol must be one of {VAL_PROTOCOLS}, got {val_protocol!r}")
+        if aux_inputs not in AUX_INPUTS:
+            raise ConfigError(f"aux_inputs must be one of {AUX_INPUTS}, got {aux_inputs!r}")
+        self.aux_inputs = aux_inputs
         h, w = (int(v) for v in input_size_hw)
         if h % stride or w % stride:
             raise ConfigError(f"input_size {[h, w]} must be multiples of {stride} (the heatmap stride)")
@@ -142,6 +152,9 @@ class TripletDataset(Dataset):
                 all_triplets = estimation_triplets(video.num_frames)
                 triplets = {k: all_triplets[k] for k in labeled}
                 self._label_frames.append([])
+            elif self.train and self.aux_inputs == "predictions":
+                triplets = {k: None for k in labeled if video.num_frames > 1}
+                self._label_frames.append(labeled)
             elif self.train:
                 drawable = {t.key for t in training_propagation_triplets(labeled, self.interval, rng=0)}
                 triplets = {k: None for k in labeled if k in drawable}
@@ -189,6 +202,11 @@ class TripletDataset(Dataset):
     def _triplet(self, sample: Sample, rng: np.random.Generator) -> Triplet:
         if sample.triplet is not None:
             return sample.triplet
+        if self.aux_inputs == "predictions":
+            num_frames = self.videos[sample.video_index].num_frames
+            triplet = training_triplet_any_aux(sample.frame_index, num_frames, self.interval, rng)
+            assert triplet is not None  # single-frame videos get no sample
+            return triplet
         candidates = training_propagation_triplets(self._label_frames[sample.video_index], self.interval, rng)
         for t in candidates:  # one draw per key frame; the others are discarded
             if t.key == sample.frame_index:
@@ -223,6 +241,15 @@ class TripletDataset(Dataset):
         # frame's own box is used only when the track is labeled in neither auxiliary frame.
         video = self.videos[vi]
         boxes = []
+        if self.train and self.aux_inputs == "predictions":
+            # unlabeled auxiliaries: the track's boxes in the nearest labeled frames on the aux sides, the labels a
+            # propagator would crop this segment from
+            for f in {triplet.left, triplet.right}:
+                p = self._aux_person(vi, f, person.track_id, triplet.key)
+                b = person_box(p) if p is not None else None
+                if b is not None:
+                    boxes.append(b)
+            return _union(boxes) if boxes else box
         for f in {triplet.left, triplet.right}:
             for p in video.frames[f].persons:
                 if p.track_id == person.track_id and p is not person:
@@ -320,6 +347,7 @@ DATA_KEYS: dict[str, Any] = {
     "enlarge": 1.25,
     "val_protocol": "sparse",
     "pin_memory": False,
+    "aux_inputs": "labels",  # propagation training: the aux frames' labels, or the model's own predictions (paper)
 }
 SPLIT_KEYS = ("annotations", "image_root")
 
@@ -335,7 +363,7 @@ class PoseDataModule(pl.LightningDataModule):
 
     Keys (defaults in DATA_KEYS): train / val: {annotations: file or folder, image_root: folder}, task, interval,
     input_size [H, W], sigma, batch_size, val_batch_size, num_workers, crop, augment (AugmentConfig fields),
-    enlarge, val_protocol, pin_memory. Unknown keys raise ConfigError listing the allowed ones.
+    enlarge, val_protocol, pin_memory, aux_inputs. Unknown keys raise ConfigError listing the allowed ones.
     """
 
     def __init__(self, cfg: dict):
@@ -389,6 +417,7 @@ class PoseDataModule(pl.LightningDataModule):
             crop=c["crop"],
             enlarge=float(c["enlarge"]),
             val_protocol=c["val_protocol"],
+            aux_inputs=c["aux_inputs"],
         )
         dataset.skipped.update(read_skips)  # e.g. degenerate boxes replaced by the keypoints' box
         return dataset

@@ -175,3 +175,24 @@ def group_by_auxiliaries(triplets: Sequence[Triplet]) -> dict[tuple[int, int], l
     for t in sorted(triplets, key=lambda t: t.key):
         groups.setdefault((t.left, t.right), []).append(t.key)
     return groups
+
+
+def training_triplet_any_aux(key: int, num_frames: int, interval: int,
+                             rng: np.random.Generator | int | None = None) -> Triplet | None:
+    """A training triplet for a labeled `key` whose auxiliaries need no label (paper Sec. 4.2: the auxiliary frames
+    carry "no pose annotation" in training; the network sees its own predictions there): left = key - o, right =
+    key + T - o with o drawn uniformly among the offsets 1..T-1 that stay inside the video, the gaps inference
+    produces with labels every T frames. Near a short video's ends, one frame within T - 1 of the key serves as
+    both auxiliaries (the video-end rule of inference). None when the video has a single frame."""
+    if interval < 2:
+        raise ValueError(f"propagation needs interval >= 2 (at least one key frame between labels), got {interval}")
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    offsets = [o for o in range(1, interval) if key - o >= 0 and key + interval - o < num_frames]
+    if offsets:
+        o = offsets[int(gen.integers(len(offsets)))]
+        return Triplet(key - o, key, key + interval - o)
+    near = [key + s * d for d in range(1, interval) for s in (-1, 1) if 0 <= key + s * d < num_frames]
+    if not near:
+        return None
+    c = near[int(gen.integers(len(near)))]
+    return Triplet(c, key, c)

@@ -249,6 +249,9 @@ def _validate_data(data: dict) -> dict:
         raise ConfigError(f"data.crop must be 'key' or 'segment'; got {out['crop']!r}")
     if "val_protocol" in out and out["val_protocol"] not in ("sparse", "posewarper"):
         raise ConfigError(f"data.val_protocol must be 'sparse' or 'posewarper'; got {out['val_protocol']!r}")
+    if out["aux_inputs"] not in ("labels", "predictions"):
+        raise ConfigError(f"data.aux_inputs must be 'labels' or 'predictions' (paper Sec. 4.2: predictions in "
+                          f"training, labels at inference); got {out['aux_inputs']!r}")
     if "enlarge" in out:
         _require_number(out, "enlarge", "data.", minimum=0.0, exclusive=True)
     augment = out["augment"]

@@ -2,8 +2,13 @@
 that decodes heatmaps to image coordinates and computes the PoseTrack mAP table.
 
 Task (from `data.task`):
-- propagation: the auxiliary heatmaps fed to TKS/DAM are the LABELS of the aux frames (`batch["aux_heatmaps"]`);
+- propagation: in validation (and inference) the auxiliary heatmaps fed to TKS/DAM are the LABELS of the aux frames
+  (`batch["aux_heatmaps"]`); in training too with `data.aux_inputs: labels`, while with `data.aux_inputs:
+  predictions` (paper Sec. 4.2, PoseWarper's USE_GT_INPUT_TEST) training feeds the model's own predictions;
 - estimation: the model uses its own predictions on the neighbour frames (`aux_heatmaps=None`).
+With MI, every `model.mi_grad_log_every` steps the ratio of the MI gradient norm to the L_H gradient norm is logged
+for the single-frame part (backbone + head) and the temporal modules: `train/grad_ratio_backbone`,
+`train/grad_ratio_temporal` (docs/training.md).
 Every loss term returned by `StdposeLoss` is logged as `train/<term>` (and `val/<term>`); validation logs
 `val/mAP` and `val/<Group>` (Head ... Ankle) for TensorBoard and for the best-checkpoint callback.
 """
@@ -45,6 +50,17 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return groups
 
 
+def mi_gradient_ratios(model: nn.Module, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """||grad L_MI|| / ||grad L_H|| on the single-frame part ("backbone": ViT + head) and on the temporal modules
+    ("temporal": TFF, TKS, DAM, STDA, fusion head, MI projection); the graph is kept for the real backward."""
+    from stdpose.model.losses import gradient_norm_ratio
+
+    single = [p for name, p in model.named_parameters() if name.startswith(("backbone.", "head."))]
+    temporal = [p for name, p in model.named_parameters() if not name.startswith(("backbone.", "head."))]
+    return {"backbone": gradient_norm_ratio(losses["mi"], losses["heatmap"], single),
+            "temporal": gradient_norm_ratio(losses["mi"], losses["heatmap"], temporal)}
+
+
 class StdposeModule(pl.LightningModule):
     """STDPose training/validation for an experiment config (the dict from `engine.config.load_config`)."""
 
@@ -57,13 +73,16 @@ class StdposeModule(pl.LightningModule):
         self.task = config["data"]["task"]
         mcfg = model_config(config)
         self.model = build_model(mcfg)
-        self.criterion = StdposeLoss(mcfg)
+        self.criterion = StdposeLoss(mcfg)  # holds the MI critics (jsd / infonce), optimised with the model
+        self.aux_inputs = config["data"].get("aux_inputs", "labels")
+        self.grad_log_every = int(mcfg.mi_grad_log_every) if mcfg.switches.mi else 0
         self._predictions: list[dict[str, Any]] = []
         self.last_map: Any = None  # PoseTrackMapResult of the latest validation
 
     # ------------------------------------------------------------------ forward / steps
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        aux = batch["aux_heatmaps"] if self.task == "propagation" else None  # (B, 2, J, h, w) labels or None
+        labels_given = self.task == "propagation" and (self.aux_inputs == "labels" or not self.training)
+        aux = batch["aux_heatmaps"] if labels_given else None  # (B, 2, J, h, w) labels, or None: own predictions
         return self.model(batch["frames"], aux)
 
     def _losses(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -76,6 +95,9 @@ class StdposeModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         _, losses = self._losses(batch)
         size = batch["frames"].shape[0]
+        if self.grad_log_every and self.global_step % self.grad_log_every == 0:
+            for part, ratio in mi_gradient_ratios(self.model, losses).items():
+                self.log(f"train/grad_ratio_{part}", ratio, on_step=True, on_epoch=False, batch_size=size)
         for name, value in losses.items():
             # per-step values are this rank's; the epoch mean of the total loss is averaged over ranks
             self.log(f"train/{name}", value.detach().float(), on_step=True, on_epoch=(name == "loss"),
@@ -114,7 +136,7 @@ class StdposeModule(pl.LightningModule):
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
         o = self.config["optim"]
         optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, o["weight_decay"]), lr=o["lr"], betas=tuple(o["betas"])
+            parameter_groups(self, o["weight_decay"]), lr=o["lr"], betas=tuple(o["betas"])  # model + MI critics
         )
         # Paper: lr 2e-4, x0.1 at epochs 12 and 16 (0-based epoch index: epoch 12 is the 13th epoch, as in mmpose).
         schedulers: list[dict[str, Any]] = []

@@ -7,10 +7,16 @@ Stages, each keeping its output under the pipeline's output folder and marking c
                   each PoseTrack17 training video), and of those only every `interval`-th label (T). Frames
                   outside that window and dropped labels become unlabeled and empty. `plan.json` lists the window
                   and kept labels of every video.
-2. `propagation/` a propagation model trained on the sparse set with the engine (`stdpose.engine.trainer.train`).
-                  With labels every T the only labeled auxiliaries a labeled key frame has are T frames away, so
-                  the model trains with `data.interval = 2T` (triplets k-T, k, k+T) unless `propagation_interval`
-                  says otherwise; its validation therefore also measures propagation at that interval.
+   `selection/`   `selection_videos` of the training videos (a fraction, spread evenly over the sorted names) are
+                  held out of the propagation training, with their labels inside the window: the propagation
+                  model is validated and its checkpoint picked on them, never on `data.val` (the split Table 3
+                  reports), so no test data takes part in model selection (docs/estimation.md).
+2. `propagation/` a propagation model trained on the sparse set minus the selection videos with the engine
+                  (`stdpose.engine.trainer.train`), validated on `selection/`. It is trained the way it is used:
+                  with `data.aux_inputs: predictions` (the paper's protocol, the aux frames need no label) its
+                  triplets are (k-o, k, k+T-o), the gaps inference sees, and `data.interval = T`. With
+                  `aux_inputs: labels` the only labeled auxiliaries a labeled key frame has are T frames away, so
+                  it falls back to `data.interval = 2T` (triplets k-T, k, k+T). `propagation_interval` overrides.
 3. `pseudolabels/` the propagation model fills every unlabeled frame of each window (`STDPosePropagator`). Human
                   labels stay (propagated=False); pseudo poses are marked propagated=True and their frames are set
                   labeled so the estimation dataset uses them (frame.extra["pseudo_labeled"] = True). Joints scoring
@@ -55,10 +61,12 @@ PSEUDOLABEL_DEFAULTS: dict[str, Any] = {
     "interval": 7,  # T: keep a human label every T frames
     "middle_frames": 30,  # keep only this many consecutive labeled frames in the middle of each video; null = all
     "score_threshold": 0.0,  # pseudo-label joints scoring below this become unannotated
-    "propagation_interval": None,  # data.interval of the propagation training; null = 2 * interval
+    "propagation_interval": None,  # data.interval of the propagation training; null = T (aux_inputs predictions)
+    # or 2T (aux_inputs labels: labeled auxiliaries are T apart)
     "estimation_data": "pseudolabels",  # or "labels": train estimation on the sparse human labels alone
     "detections": None,  # person boxes (COCO results) for unlabeled training frames; null = interpolated boxes
-    "checkpoint": "best",  # which propagation checkpoint makes the pseudo-labels: best (val mAP) or last
+    "checkpoint": "best",  # propagation checkpoint for the pseudo-labels: best (mAP on the selection videos) or last
+    "selection_videos": 0.1,  # fraction of the training videos held out to pick that checkpoint (0: none, use last)
     "device": "auto",  # propagation inference device: auto (cuda when available), cpu, cuda, cuda:1
     "batch_size": 32,  # crops per network call when propagating
     "progress": True,
@@ -134,6 +142,13 @@ def validate_pseudolabel_config(raw: dict, source: str | Path = "config") -> dic
                           f"{pl['estimation_data']!r}")
     if pl["checkpoint"] not in ("best", "last"):
         raise ConfigError(f"pseudolabel.checkpoint must be 'best' or 'last', got {pl['checkpoint']!r}")
+    frac = pl["selection_videos"]
+    if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0.0 <= float(frac) < 1.0:
+        raise ConfigError(f"pseudolabel.selection_videos must be a fraction in [0, 1), got {frac!r}")
+    pl["selection_videos"] = float(frac)
+    if pl["checkpoint"] == "best" and pl["selection_videos"] == 0.0 and pl["estimation_data"] == "pseudolabels":
+        raise ConfigError("pseudolabel.checkpoint: best needs held-out training videos to pick it on "
+                          "(pseudolabel.selection_videos > 0); use checkpoint: last for none")
     if pl["estimation_data"] == "pseudolabels" and pl["interval"] < 2:
         raise ConfigError("pseudolabel.interval must be >= 2 to leave frames to pseudo-label (interval 1 with "
                           "estimation_data: labels trains on every label)")
@@ -216,13 +231,39 @@ def _stage_config(stage: str, spec: Any, cfg: dict, base_dir: Path) -> dict:
     data["val"] = dict(cfg["data"]["val"])
     if stage == "propagation":
         pl = cfg["pseudolabel"]
-        data["interval"] = pl["propagation_interval"] or 2 * pl["interval"]
+        data["interval"] = pl["propagation_interval"] or propagation_interval(pl["interval"],
+                                                                              data.get("aux_inputs", "labels"))
     merged["data"] = data
     merged["output_dir"] = str(Path(cfg["output_dir"]) / stage)
     try:
         return validate_config(merged, source=f"{stage}")
     except ConfigError as err:
         raise ConfigError(f"{stage} stage: {err}") from None
+
+
+def propagation_interval(interval: int, aux_inputs: str) -> int:
+    """Training interval of the propagation stage with labels every `interval` frames: T when the aux frames need
+    no label (aux_inputs predictions: triplets k-o, k, k+T-o as at inference), else 2T (the labeled neighbours of a
+    labeled key frame are T away on each side)."""
+    return max(2, interval) if aux_inputs == "predictions" else 2 * interval
+
+
+def selection_names(names: Sequence[str], fraction: float) -> list[str]:
+    """The training videos held out to pick the propagation checkpoint: round(fraction * n) of them (at least one
+    when fraction > 0 and at least two videos exist), spread evenly over the sorted names; never all of them."""
+    ordered = sorted(names)
+    if fraction <= 0 or len(ordered) < 2:
+        return []
+    count = min(len(ordered) - 1, max(1, round(fraction * len(ordered))))
+    step = len(ordered) / count
+    return [ordered[int(i * step)] for i in range(count)]
+
+
+def windowed_labels(video: Video, middle_frames: int | None) -> Video:
+    """`video` with only the labels inside its label window (the frames the pipeline works on) kept."""
+    window = set(label_window(video.labeled_indices(), middle_frames))
+    frames = [f if f.index in window else dataclasses.replace(f, persons=[], is_labeled=False) for f in video.frames]
+    return dataclasses.replace(video, frames=frames)
 
 
 # ------------------------------------------------------------------------------------------------ stage 1
@@ -395,6 +436,8 @@ class PseudoLabelPipeline:
             parts["propagation"] = _semantic(self.cfg["propagation"])
         if stage in ("pseudolabels", "estimation"):
             parts.update({k: pl[k] for k in ("score_threshold", "detections", "checkpoint", "estimation_data")})
+        if stage != "estimation" or pl["estimation_data"] == "pseudolabels":
+            parts["selection_videos"] = pl["selection_videos"]
         if stage == "estimation":
             parts["estimation"] = _semantic(self.cfg["estimation"])
         text = json.dumps(parts, sort_keys=True, default=str)
@@ -448,6 +491,8 @@ class PseudoLabelPipeline:
             return self.done("sparse") or {}
         videos = read_annotations(self.cfg["data"]["train"]["annotations"])
         plans, labels_before, labels_kept, skipped = {}, 0, 0, []
+        usable = [v for v in videos if label_window(v.labeled_indices(), self.pl["middle_frames"])]
+        held_out = set(selection_names([v.name for v in usable], self.pl["selection_videos"]))
         for video in videos:
             sparse, plan = sparsify_video(video, self.pl["interval"], self.pl["middle_frames"])
             labels_before += plan["labeled"]
@@ -457,6 +502,11 @@ class PseudoLabelPipeline:
             labels_kept += len(plan["kept"])
             plans[video.name] = plan
             write_posetrack18(sparse, _video_file(folder / "annotations", video))
+            if video.name in held_out:  # model selection only: its window's labels, not in propagation training
+                write_posetrack18(windowed_labels(video, self.pl["middle_frames"]),
+                                  _video_file(folder / "selection", video))
+            else:
+                write_posetrack18(sparse, _video_file(folder / "propagation_train", video))
         if not plans:
             raise DataError(self.cfg["data"]["train"]["annotations"], "no video has a labeled frame to keep")
         window_frames = sum(p["window"][1] - p["window"][0] + 1 for p in plans.values())
@@ -465,17 +515,35 @@ class PseudoLabelPipeline:
                  f"label windows ({100.0 * labels_kept / max(window_frames, 1):.1f}%), every {self.pl['interval']} "
                  f"frames" + (f"; {len(skipped)} video(s) without labels skipped" if skipped else ""))
         return self._mark("sparse", {"annotations": str(folder / "annotations"), "videos": len(plans),
+                                     "propagation_train": str(folder / "propagation_train"),
+                                     "selection": str(folder / "selection") if held_out else None,
+                                     "selection_videos": sorted(held_out),
                                      "labels_in_source": labels_before, "labels_kept": labels_kept,
                                      "window_frames": window_frames,
                                      "labeled_fraction": labels_kept / max(window_frames, 1),
                                      "videos_without_labels": skipped})
 
-    def _train(self, stage: str, train_annotations: str) -> dict:
+    def stage_experiment(self, stage: str, results: dict) -> dict:
+        """The engine config a training stage runs with: its training set from the earlier stages, and for the
+        propagation stage the held-out TRAINING videos as its validation set (checkpoint selection)."""
+        cfg = copy.deepcopy(self.cfg[stage])
+        root = self.cfg["data"]["train"]["image_root"]
+        sparse = results["sparse"]
+        if stage == "propagation":
+            cfg["data"]["train"] = {"annotations": sparse.get("propagation_train") or sparse["annotations"],
+                                    "image_root": root}
+            selection = sparse.get("selection")
+            if selection:  # else (selection_videos: 0, checkpoint: last) data.val is only logged, never selects
+                cfg["data"]["val"] = {"annotations": selection, "image_root": root}
+        else:
+            source = results["pseudolabels"] if self.pl["estimation_data"] == "pseudolabels" else sparse
+            cfg["data"]["train"] = {"annotations": source["annotations"], "image_root": root}
+        return cfg
+
+    def _train(self, stage: str, results: dict) -> dict:
         from stdpose.engine.trainer import find_resume_checkpoint, train
 
-        cfg = copy.deepcopy(self.cfg[stage])
-        cfg["data"]["train"] = {"annotations": str(train_annotations),
-                                "image_root": self.cfg["data"]["train"]["image_root"]}
+        cfg = self.stage_experiment(stage, results)
         folder = self.stage_dir(stage)
         cfg["output_dir"] = str(folder)
         resume = find_resume_checkpoint(folder)
@@ -485,6 +553,8 @@ class PseudoLabelPipeline:
         if result.interrupted:
             raise KeyboardInterrupt
         best = result.best_checkpoint if result.best_checkpoint and result.best_checkpoint.exists() else None
+        if stage == "estimation":  # its val set is the reported split: report the last model, select nothing
+            best = None
         checkpoint = best if (self.pl["checkpoint"] == "best" and best) else result.last_checkpoint
         if checkpoint is None:
             raise DataError(folder, f"the {stage} training wrote no checkpoint")
@@ -497,11 +567,10 @@ class PseudoLabelPipeline:
         return self._mark(stage, info) if _rank() == 0 else info
 
     def _run_propagation(self, results: dict) -> dict:
-        return self._train("propagation", results["sparse"]["annotations"])
+        return self._train("propagation", results)
 
     def _run_estimation(self, results: dict) -> dict:
-        source = results["pseudolabels"] if self.pl["estimation_data"] == "pseudolabels" else results["sparse"]
-        return self._train("estimation", source["annotations"])
+        return self._train("estimation", results)
 
     def _run_pseudolabels(self, results: dict) -> dict:
         import json

@@ -48,6 +48,8 @@ VARIANTS: dict[str, Switches] = {
 }
 
 STDA_HEADS = ("deconv", "shuffle")  # ModelConfig.stda_head
+HEATMAP_REDUCTIONS = ("sum", "mean")
+MI_ESTIMATORS = ("proxy", "jsd", "infonce")
 
 _INT_OR_NONE = ("embed_dim", "depth", "num_heads", "temporal_dim", "temporal_heads", "head_channels")
 
@@ -86,7 +88,12 @@ class ModelConfig:
     variant: str = "f"
     mi_alpha: float = 0.1
     mi_beta: float = 0.01
-    mi_temperature: float = 1.0
+    mi_temperature: float = 1.0  # softmax temperature of the "proxy" estimator
+    # L_H reduction: "sum" = paper Eq. 4 (squared L2 norm per sample, batch mean); "mean" = also / (J*h*w)
+    heatmap_reduction: str = "sum"
+    # MI estimator: "proxy" (FAMI-Pose-style divergence proxy), "jsd" (Deep InfoMax) or "infonce" (CMC) bounds
+    mi_estimator: str = "infonce"
+    mi_grad_log_every: int = 50  # log ||grad L_MI|| / ||grad L_H|| every N training steps (0: never; costs 2 backwards)
     pretrained: str | None = None
     pretrained_trusted: bool = False  # allow full pickle loading (only for checkpoint files you trust)
     # ---- cost options (issue 14): choices the paper leaves open that change the temporal modules' cost
@@ -169,6 +176,13 @@ class ModelConfig:
             raise ConfigError(f"model.backbone must be one of {list(BACKBONE_SIZES)}, got {self.backbone!r}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"model.variant must be one of {list(VARIANTS)} (paper Table 4), got {self.variant!r}")
+        if self.heatmap_reduction not in HEATMAP_REDUCTIONS:
+            raise ConfigError(f"model.heatmap_reduction must be one of {list(HEATMAP_REDUCTIONS)} (sum: paper Eq. 4), "
+                              f"got {self.heatmap_reduction!r}")
+        if self.mi_estimator not in MI_ESTIMATORS:
+            raise ConfigError(f"model.mi_estimator must be one of {list(MI_ESTIMATORS)}, got {self.mi_estimator!r}")
+        if not _is_int(self.mi_grad_log_every) or self.mi_grad_log_every < 0:
+            raise ConfigError(f"model.mi_grad_log_every must be a whole number >= 0, got {self.mi_grad_log_every!r}")
         self.input_size = _pair("input_size", self.input_size)
         h, w = self.input_size
         if h % 4 or w % 4 or h < 32 or w < 32:

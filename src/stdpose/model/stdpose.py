@@ -98,7 +98,9 @@ class STDPose(nn.Module):
         "heatmaps" (B, J, h, w) final prediction, "frame_heatmaps" (B, 3, J, h, w), "key_features" F_t (B, C, H', W'),
         "key_heatmaps" H_t (B, J, h, w), "temporal_heatmaps" (B, 3, J, h, w) the triplet fed to TKS/DAM, and when the
         variant has them "fused_features" F~ and "key_features_proj" F_t in width d (B, d, H', W'),
-        "merged_heatmaps" H~ (B, J, h, w), "mask" M (B, 1, h, w), "mi_feature_logits" (B, J, H', W').
+        "merged_heatmaps" H~ (B, J, h, w), "mask" M (B, 1, h, w), "mi_feature_logits" (B, J, H', W'); in training
+        with MI also "mi_fused_features" / "mi_merged_heatmaps": F~ / H~ recomputed from detached inputs (for the
+        redundancy terms).
         """
         cfg = self.cfg
         j, (h, w), (gh, gw) = cfg.num_joints, cfg.heatmap_size, self.backbone.grid
@@ -140,6 +142,11 @@ class STDPose(nn.Module):
             out["heatmaps"] = heatmaps[:, 1]
         if self.mi_proj is not None:
             out["mi_feature_logits"] = self.mi_proj(out["fused_features"])
+            if self.training and torch.is_grad_enabled():
+                # The redundancy MI terms train TFF / TKS only (stdpose.model.losses): the same modules on detached
+                # inputs, so none of their gradient reaches the backbone or head. Same values as F~ / H~.
+                out["mi_fused_features"] = _tokens_to_map(self.tff(features.detach())[0], gh, gw)
+                out["mi_merged_heatmaps"] = self.tks(temporal.detach())
         return out
 
     # ------------------------------------------------------------------ both
