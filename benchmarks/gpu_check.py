@@ -63,6 +63,18 @@ def make_batch(cfg: ModelConfig, batch: int, device: torch.device, seed: int = 0
     return {k: v.to(device) for k, v in out.items()}
 
 
+def _train_step(model: Any, criterion: Any, optim: Any, data: dict[str, torch.Tensor],
+                device: torch.device) -> torch.Tensor:
+    """One optimiser step under the device's autocast; returns the loss (for the finiteness check)."""
+    with _autocast(device):
+        out = model(data["frames"], data["aux_heatmaps"])
+        loss = criterion(out, data["target"], data["target_weight"])["loss"]
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    return loss
+
+
 def train_speed(cfg: ModelConfig, batch: int, steps: int, device: torch.device) -> dict[str, float]:
     """bf16-autocast training steps/s and peak memory for one batch size."""
     torch.manual_seed(0)
@@ -77,12 +89,7 @@ def train_speed(cfg: ModelConfig, batch: int, steps: int, device: torch.device) 
     for i in range(3 + steps):
         _sync(device)
         start = time.perf_counter()
-        with _autocast(device):
-            out = model(data["frames"], data["aux_heatmaps"])
-            loss = criterion(out, data["target"], data["target_weight"])["loss"]
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
+        loss = _train_step(model, criterion, optim, data, device)
         _sync(device)
         if i >= 3:
             times.append(time.perf_counter() - start)
@@ -156,12 +163,7 @@ def agreement(cfg: ModelConfig, device: torch.device, steps: int = 5, batch: int
     optim = torch.optim.AdamW(model.parameter_groups(0.0), lr=1e-3)
     data = make_batch(cfg, batch, device, seed=2)
     for _ in range(steps):
-        with _autocast(device):
-            out = model(data["frames"], data["aux_heatmaps"])
-            loss = criterion(out, data["target"], data["target_weight"])["loss"]
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
+        _train_step(model, criterion, optim, data, device)
     model.eval()
     inputs = make_batch(cfg, batch, torch.device("cpu"), seed=3)
     with torch.inference_mode(), _autocast(device):

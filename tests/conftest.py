@@ -29,3 +29,11 @@ def _single_thread_torch():
         return
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    """The `tiny` synthetic data set (made once per session, shared by the xdist workers)."""
+    from conftest_engine import tiny_synthetic_dir
+
+    return tiny_synthetic_dir(tmp_path_factory)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO  # noqa: I001
-from conftest_engine import tiny_overrides, tiny_synthetic_dir
+from conftest_engine import tiny_overrides
 
 from stdpose.data.dataset import TripletDataset
 from stdpose.data.formats import read_annotations
@@ -19,10 +19,6 @@ from stdpose.errors import ConfigError
 
 DEMO = REPO / "configs" / "synthetic_demo.yaml"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def test_any_aux_triplets_have_the_inference_gaps():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest_engine import REPO, tiny_synthetic_dir
+from conftest_engine import REPO
 from lifecycle_common import lifecycle_config
 
 from stdpose.engine.trainer import INTERRUPTED, LAST, STEP_LAST, AtomicCheckpointIO, find_resume_checkpoint, train
@@ -22,10 +22,6 @@ from stdpose.errors import DataError
 
 WORKER = Path(__file__).resolve().parent / "lifecycle_worker.py"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_engine import tiny_synthetic_dir
 
 WORKER = Path(__file__).resolve().parent / "engine_ddp_worker.py"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def test_two_process_ddp_on_cpu_ends_with_identical_weights(tiny_synthetic, tmp_path):

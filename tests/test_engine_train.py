@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest_engine import tiny_overrides, tiny_synthetic_dir
+from conftest_engine import tiny_overrides
 
 from stdpose.engine.config import load_config
 from stdpose.engine.trainer import INTERRUPTED, LAST, find_resume_checkpoint, resolve_resume, train
@@ -24,10 +24,6 @@ CONFIGS = [Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml" for 
 DEMO = next(p for p in CONFIGS if p.stem == "synthetic_demo")
 LOSS_TERMS = ("loss", "heatmap", "mi", "mi_feat_label", "mi_feat_key", "mi_hm_label", "mi_hm_key")
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def _config(path: Path, data: Path, **extra: object) -> dict:

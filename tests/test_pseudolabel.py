@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_engine import tiny_overrides, tiny_synthetic_dir
+from conftest_engine import tiny_overrides
 
 from stdpose.data.records import Frame, Person, Video
 from stdpose.engine.pseudolabel import (
@@ -25,10 +25,6 @@ from stdpose.skeleton import EVALUATED_SLOTS, NUM_SLOTS
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "pseudolabel_synthetic.yaml"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def _person(x: float, track: int, scores: np.ndarray | None = None, propagated: bool = False) -> Person:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest_engine import tiny_synthetic_dir
 
 from stdpose.data.formats import read_annotations
 from stdpose.engine.pseudolabel import (
@@ -20,10 +19,6 @@ from stdpose.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "pseudolabel_synthetic.yaml"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def test_propagation_interval_follows_the_aux_inputs():

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest_engine import REPO, tiny_overrides, tiny_synthetic_dir
+from conftest_engine import REPO, tiny_overrides
 
 from stdpose.cli import main
 from stdpose.data.formats import read_annotations, read_posetrack17, read_posetrack18, write_posetrack18
@@ -26,10 +26,6 @@ from stdpose.skeleton import EVALUATED_SLOTS, NUM_SLOTS
 
 DEMO = REPO / "configs" / "synthetic_demo.yaml"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -8,16 +8,12 @@ import sys
 
 import pytest
 import yaml
-from conftest_engine import REPO, data_overrides, tiny_overrides, tiny_synthetic_dir
+from conftest_engine import REPO, data_overrides, tiny_overrides
 
 from stdpose.cli import main
 
 DEMO = REPO / "configs" / "synthetic_demo.yaml"
 
-
-@pytest.fixture(scope="session")
-def tiny_synthetic(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def test_help_explains_config_overrides_resume_and_outputs(capsys):
