@@ -129,6 +129,7 @@ class STDPosePropagator:
         detections: Mapping[int, Sequence[Any]] | None = None,
         refine: str = "dark",
         min_score: float = 1e-3,
+        extend: int = 0,
     ) -> None:
         import torch
 
@@ -153,6 +154,7 @@ class STDPosePropagator:
         self.progress = progress
         self.reuse_backbone = bool(reuse_backbone)
         self.one_sided = one_sided
+        self.extend = extend  # frames filled past a track's first/last label (stdpose.propagation.tracks)
         self.detections = detections
         self.refine = refine
         self.min_score = float(min_score)
@@ -304,7 +306,7 @@ class STDPosePropagator:
         start_time = time.perf_counter()
         self.last_stats = stats = PropagationStats()
         frames = check_frames(video, frames, self.name)
-        plan = segment_plan(video, labeled, self.one_sided)
+        plan = segment_plan(video, labeled, self.one_sided, self.extend, frames=frames)
         for msg in plan.summary.messages:
             log.warning(msg)
         det_summary = DetectionMatchSummary()
