@@ -135,6 +135,17 @@ def align_labels(video: Video, num_video_frames: int, video_names: Sequence[str]
     return Alignment(work, video_index, [video.frames[i] for i in missing], added, notes)
 
 
+def label_frame_count(video: Video) -> int | None:
+    """How many frames the label file says its video has: PoseTrack18's `nframes` when its images agree on one,
+    else None. (Used when no video is given, so a sparse file still spans the frames it skips.)"""
+    stated = {f.extra.get("nframes") for f in video.frames}
+    if len(stated) == 1:
+        (n,) = stated
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n
+    return None
+
+
 def restore_alignment(result: Video, alignment: Alignment) -> Video:
     """The propagated working video with the label file's missing frames put back (after the others)."""
     frames = list(result.frames) + [dataclasses.replace(f, persons=list(f.persons)) for f in alignment.missing]

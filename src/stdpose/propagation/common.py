@@ -155,7 +155,8 @@ def assemble_video(
         frames.append(dataclasses.replace(frame, persons=persons, is_labeled=is_labeled,
                                           ignore_regions=list(frame.ignore_regions), extra=dict(frame.extra)))
     extra = dict(video.extra)
-    extra["propagation"] = {"method": method, "labeled": list(plan.labeled), **plan.summary.as_dict()}
+    extra["propagation"] = {"method": method, "labeled": list(plan.labeled), "propagated_poses": len(predictions),
+                            **plan.summary.as_dict()}
     return dataclasses.replace(video, frames=frames, extra=extra)
 
 

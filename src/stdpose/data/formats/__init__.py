@@ -15,8 +15,8 @@ from typing import Any
 from stdpose.data.formats.coco_keypoints import read_coco_keypoints, write_coco_keypoints
 from stdpose.data.formats.common import COCO_CATEGORY, POSETRACK18_CATEGORY, load_json
 from stdpose.data.formats.cvat_video import is_cvat_xml, read_cvat_video, write_cvat_video
-from stdpose.data.formats.label_studio import is_label_studio, refuse_label_studio
 from stdpose.data.formats.detections import Detection, read_detections, write_detections
+from stdpose.data.formats.label_studio import is_label_studio, refuse_label_studio
 from stdpose.data.formats.posetrack17 import posetrack17_dict, read_posetrack17, write_posetrack17
 from stdpose.data.formats.posetrack18 import is_posetrack18, posetrack18_dict, read_posetrack18, write_posetrack18
 from stdpose.data.records import Video

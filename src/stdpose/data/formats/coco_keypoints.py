@@ -89,6 +89,8 @@ def read_coco_keypoints(path: str | Path, skipped: Counter | None = None) -> lis
             counts["cvat_interpolated_annotations"] += 1
             continue
         person = person_from_pt18(_with_cvat_track(ann), where, layout, frame, counts)
+        if person.propagated:  # the writer's v=2 on predicted joints; records use v=1 for every annotated joint
+            person.keypoints[person.keypoints[:, 2] > 0, 2] = 1.0
         if "track_id" not in ann and "track_id" in attributes:
             person.extra["_track_in_attributes"] = True
         if layout == "coco":

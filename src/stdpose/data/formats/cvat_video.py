@@ -437,7 +437,7 @@ def cvat_video_xml(video: Video, node_map: str | Path | dict | None = None, labe
     if untracked:
         raise DataError(video.source or video.name, f"{untracked} person(s) without a track id: CVAT for video "
                                                     "needs tracks (propagate first, which assigns ids)")
-    for n, tid in enumerate(sorted(by_track)):
+    for tid in sorted(by_track):
         track = _sub(root, "track", id=str(tid), label=label, source="manual")
         poses = by_track[tid]
         for f in sorted(poses):
