@@ -29,7 +29,7 @@ __all__ = [
     "write_coco_keypoints", "write_cvat_video", "write_detections", "write_posetrack17", "write_posetrack18",
 ]
 
-FORMATS = ("posetrack18", "posetrack17", "coco", "cvat_video")  # what write_annotations writes
+FORMATS = ("posetrack18", "posetrack17", "coco", "cvat_coco", "cvat_video")  # what write_annotations writes
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -94,8 +94,9 @@ def write_annotations(video: Video | list[Video], path: str | Path, fmt: str | N
     """Write in `fmt` (one of FORMATS; default: the format the video was read from, else PoseTrack18)."""
     videos = [video] if isinstance(video, Video) else list(video)
     fmt = fmt or (videos[0].extra.get("format") if videos else None) or "posetrack18"
-    if fmt == "coco":
-        write_coco_keypoints(videos, path, layout=videos[0].extra.get("layout", "coco") if videos else "coco")
+    if fmt in ("coco", "cvat_coco"):
+        write_coco_keypoints(videos, path, layout=videos[0].extra.get("layout", "coco") if videos else "coco",
+                             cvat=fmt == "cvat_coco" or bool(videos and videos[0].extra.get("cvat_attributes")))
     elif fmt == "posetrack17":
         for v in videos:
             write_posetrack17(v, path)

@@ -150,11 +150,16 @@ def _coco_keypoints(person: Person) -> list:
     return out
 
 
-def write_coco_keypoints(videos: Video | list[Video], path: str | Path, layout: str = "coco") -> None:
+def write_coco_keypoints(videos: Video | list[Video], path: str | Path, layout: str = "coco",
+                         cvat: bool = False) -> None:
     """Write videos as one COCO keypoints file, atomically.
 
     layout="coco" writes the 17 COCO joints (PoseTrack's head_bottom/head_top have no COCO joint and are dropped);
     layout="posetrack" writes the PoseTrack18 slots with a PoseTrack category (nothing dropped).
+    Ids: the input's image and annotation ids are kept; new ones are numbered above the largest, so none collides.
+    Propagated persons' predicted joints get v=2 (COCO's "labeled and visible"; v=1 would say "not visible").
+    cvat=True writes CVAT's COCO style: the track in `attributes` {track_id, keyframe, occluded}, no top-level
+    track_id (propagated poses of a file read from CVAT's COCO export get those attributes anyway).
     """
     if layout not in ("coco", "posetrack"):
         raise ValueError(f"layout must be 'coco' or 'posetrack', got {layout!r}")
@@ -172,7 +177,7 @@ def write_coco_keypoints(videos: Video | list[Video], path: str | Path, layout: 
     for video in videos:
         propagated_video = "propagation" in video.extra
         for k, v in video.extra.items():
-            if k not in ("format", "layout", "categories"):
+            if k not in ("format", "layout", "categories") and not k.startswith(("_", "cvat_")):
                 top.setdefault(k, v)
         for frame in video.frames:
             if frame.image_id is not None:
@@ -195,11 +200,14 @@ def write_coco_keypoints(videos: Video | list[Video], path: str | Path, layout: 
                 ann = pt18_annotation(person, image_id, next_ann)
                 if not own_id:
                     next_ann += 1
-                if person.extra.get("_track_in_attributes"):
+                if person.extra.get("_track_in_attributes") or (cvat and person.track_id is not None):
                     ann.pop("track_id", None)
-                if person.propagated and video.extra.get("cvat_attributes") and person.track_id is not None:
-                    ann["attributes"] = {**ann.get("attributes", {}), "track_id": int(person.track_id),
-                                         "keyframe": True, "occluded": False}
+                if cvat and person.track_id is not None:
+                    attributes = dict(ann.get("attributes") or {})
+                    attributes["track_id"] = int(person.track_id)
+                    attributes.setdefault("keyframe", True)
+                    attributes.setdefault("occluded", False)
+                    ann["attributes"] = attributes
                 if layout == "coco":
                     kps = _coco_keypoints(person)
                     if person.propagated:  # predicted joints: v=2 ("labeled and visible"); see docs/data-formats

@@ -77,7 +77,9 @@ def load_node_map(spec: str | Path | dict | None, path: Path, names: list[str]) 
         for name, candidate in NODE_MAPS.items():
             if names and all(n in candidate for n in names):
                 return candidate, name
-        raise DataError(path, f"skeleton node names {names[:8]} are neither PoseTrack18 slot names nor COCO-17 "
+        closest = max(NODE_MAPS, key=lambda m: sum(n in NODE_MAPS[m] for n in names))
+        unknown = [n for n in names if n not in NODE_MAPS[closest]]
+        raise DataError(path, f"skeleton node names {unknown[:8]} are neither PoseTrack18 slot names nor COCO-17 "
                               "names; give a node map (--cvat-map FILE: JSON/YAML {node name: PoseTrack slot})")
     bad = {k: v for k, v in mapping.items() if v is not None and v not in SLOT}
     if bad:
@@ -209,8 +211,8 @@ def read_cvat_video(path: str | Path, node_map: str | Path | dict | None = None,
         raise DataError(path, "no skeleton track in this CVAT XML (poses must be CVAT skeletons; "
                               f"{counts['cvat_non_skeleton_tracks']} other track(s) found)")
     names = sorted({p.get("label", "") for _, _, sks in tracks for s in sks for p in s.findall("points")})
-    for label in {lab for _, lab, _ in tracks}:
-        names = sorted(set(names) | set(declared.get(label, [])))
+    if not names:
+        names = sorted({n for _, lab, _ in tracks for n in declared.get(lab, [])})
     mapping, map_name = load_node_map(node_map, path, names)
 
     frames_seen = [(_int(s.get("frame")), s) for _, _, sks in tracks for s in sks]
@@ -225,7 +227,7 @@ def read_cvat_video(path: str | Path, node_map: str | Path | dict | None = None,
 
     frames = [Frame(index=k, file_name=FRAME_NAME.format(info["start_frame"] + k * info["step"]), frame_id=k,
                     width=info["width"], height=info["height"]) for k in range(size)]
-    keyed: dict[int, set[int]] = {}  # frame -> tracks with a keyframe there
+    keyframes: dict[int, list[tuple[int, bool]]] = {}  # track -> (frame, visible) of its keyframes, in order
     for tid, label, skeletons in tracks:
         seen: set[int] = set()
         for s in skeletons:
@@ -237,16 +239,21 @@ def read_cvat_video(path: str | Path, node_map: str | Path | dict | None = None,
             if not _flag(s, "keyframe", where, "1"):
                 counts["cvat_interpolated_shapes"] += 1
                 continue
-            keyed.setdefault(f, set()).add(tid)
             person = _person(s, tid, label, mapping, where, counts)
+            keyframes.setdefault(tid, []).append((f, person is not None))
             if person is not None:
                 frames[f].persons.append(person)
-    all_tracks = {tid for tid, _, _ in tracks}
-    for f, tids in keyed.items():
-        frames[f].is_labeled = True
-        missing = sorted(all_tracks - tids)
-        if missing:
-            frames[f].extra[UNLABELED_TRACKS] = missing
+                frames[f].is_labeled = True  # a frame is labeled when some track has a visible keyframe on it
+    # On a labeled frame, a track without a keyframe there is absent (known) when its last keyframe before is an
+    # all-outside one or it has none yet, as CVAT shows it; otherwise CVAT interpolates it: not labeled here.
+    for tid, keys in keyframes.items():
+        keys.sort()
+        for frame in frames:
+            if not frame.is_labeled or any(f == frame.index for f, _ in keys):
+                continue
+            before = [visible for f, visible in keys if f < frame.index]
+            if before and before[-1]:
+                frame.extra.setdefault(UNLABELED_TRACKS, []).append(tid)
     for frame in frames:
         frame.persons.sort(key=lambda p: p.track_id)
     extra = {"format": "cvat_video", "cvat_task": {k: info[k] for k in ("name", "id", "start_frame", "step")},
@@ -405,6 +412,16 @@ def _skeleton(track: ET.Element, frame: int, person: Person | None, nodes: list[
         _sub(s, "attribute", value, name=name)
 
 
+def _stops_after(f: int, poses: dict[int, Person], known: list[int]) -> bool:
+    """Whether a track with a pose on frame f and none on f + 1 ends there (CVAT must be told by an all-outside
+    keyframe): it has no later pose, or the next label that knows about it says it is absent. Otherwise the frames
+    up to its next pose are unlabeled frames between two of its labels, which CVAT interpolates."""
+    if not any(g > f for g in poses):
+        return True
+    following = next((g for g in known if g > f), None)
+    return following is not None and following not in poses
+
+
 def cvat_video_xml(video: Video, node_map: str | Path | dict | None = None, label: str | None = None) -> str:
     """The CVAT for video 1.1 XML text of `video` (what `write_cvat_video` saves)."""
     given = video.extra.get("cvat_node_map", {})
@@ -440,9 +457,11 @@ def cvat_video_xml(video: Video, node_map: str | Path | dict | None = None, labe
     for tid in sorted(by_track):
         track = _sub(root, "track", id=str(tid), label=label, source="manual")
         poses = by_track[tid]
+        known = sorted(f.index for f in video.frames
+                       if f.is_labeled and tid not in set(f.extra.get(UNLABELED_TRACKS, ())))
         for f in sorted(poses):
             _skeleton(track, f, poses[f], nodes, mapping)
-            if f + 1 < size and f + 1 not in poses:
+            if f + 1 < size and f + 1 not in poses and _stops_after(f, poses, known):
                 _skeleton(track, f + 1, None, nodes, mapping)  # all outside: the track stops here
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
