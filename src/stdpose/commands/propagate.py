@@ -203,4 +203,5 @@ def summary_notes(summary: dict, one_sided: str) -> list[str]:
     for m in summary.get("matches", []):
         notes.append(f"match: frame {m['from_frame']} -> {m['to_frame']} track {m['track_id']} cost {m['cost']:.3f} "
                      f"({m['motion']})")
+    notes.extend(f"refused: {r}" for r in summary.get("refusals", []))
     return notes

@@ -99,6 +99,7 @@ class SegmentSummary:
     left_out_after_last: int = 0  # (track, frame) pairs after a track's last label left without a pose
     extended_frames: int = 0  # (track, frame) pairs filled by `extend`
     matches: list[dict[str, Any]] = field(default_factory=list)  # untracked matches: frames, ids, cost
+    refusals: list[str] = field(default_factory=list)  # why candidate matches were refused
     duplicate_track_ids: int = 0  # persons whose track id was already taken in their frame
     messages: list[str] = field(default_factory=list)
 
@@ -198,7 +199,8 @@ def _assign_track_ids(video: Video, labeled: list[int], summary: SegmentSummary,
                                         f"(cost 1 - OKS = {cost:.3f}, {result.motion})")
             for note in result.refused:
                 summary.refused_matches += 1
-                summary.messages.append(f"frame {prev_frame} -> {i}: {note}")
+                summary.refusals.append(f"frame {prev_frame} -> {i}: {note}")
+                summary.messages.append(summary.refusals[-1])
         new_prev: list[tuple[int, Person]] = []
         for n, k in enumerate(untracked):
             tid = matched.get(n)

@@ -278,13 +278,21 @@ def posetrack18_dict(videos: list[Video]) -> dict:
     """The PoseTrack18 JSON object for one or several videos (what `write_posetrack18` saves)."""
     images, annotations = [], []
     categories = None
+    used = {int(p.extra["id"]) for v in videos for f in v.frames for p in f.persons
+            if int_or_none(p.extra.get("id")) is not None}  # the input's annotation ids stay; new ones avoid them
+    top = max(used, default=0)
     for video in videos:
         categories = categories or video.extra.get("categories")
         for frame in video.frames:
             image = _pt18_image(video, frame)
             images.append(image)
             for k, person in enumerate(frame.persons):
-                annotations.append(pt18_annotation(person, image["id"], int(image["id"]) * 100 + k))
+                ann_id = int(image["id"]) * 100 + k
+                if int_or_none(person.extra.get("id")) is None:
+                    if ann_id in used:
+                        top = ann_id = max(top, max(used)) + 1
+                    used.add(ann_id)
+                annotations.append(pt18_annotation(person, image["id"], ann_id))
     if categories is None or layout_of_categories({"categories": categories}, Path("?")) != "posetrack":
         categories = [POSETRACK18_CATEGORY]
     return {"images": images, "annotations": annotations, "categories": copy.deepcopy(categories)}
