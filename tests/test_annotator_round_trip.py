@@ -184,7 +184,7 @@ def test_case3_coco_output_ids_unique_and_input_ids_kept_and_v2(tmp_path, capsys
 
     index = COCO()
     index.dataset = copy.deepcopy(data)
-    index.createIndex()  # noqa: pycocotools keeps one annotation per id: all 22 must survive
+    index.createIndex()  # pycocotools keeps one annotation per id: all 22 must survive
     assert len(index.anns) == 22
 
 
