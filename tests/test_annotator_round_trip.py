@@ -479,3 +479,21 @@ def test_vtest_hand_labels_through_cvat_and_back(tmp_path, capsys):
     assert sum(len(f.persons) for f in back.frames) == 63 + 14
     with pytest.raises(DataError):
         read_annotations(tmp_path / "missing.xml")
+
+
+def test_convert_to_cvat_with_a_yaml_node_map_and_back(tmp_path, capsys):
+    video = video_with(10, {0: [walker(50)], 9: [walker(90)]})
+    labels = tmp_path / "l.json"
+    write_posetrack18(video, labels)
+    names = {slot: f"p{k}" for k, slot in enumerate(__import__("stdpose.skeleton").skeleton.POSETRACK_SLOTS)}
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text("".join(f"{cvat}: {slot}\n" for slot, cvat in names.items()))
+    rc, text, err = cli(capsys, "convert", "--labels", labels, "--out", tmp_path / "k.xml", "--cvat-map", nodes)
+    assert rc == 0, err
+    assert text.startswith("2 labeled pose(s) on 2 labeled frame(s) of 10")
+    assert '<points label="p0"' in (tmp_path / "k.xml").read_text()
+    back = read_annotations(tmp_path / "k.xml", node_map=nodes)[0]
+    a, b = poses(video), poses(back)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(DataError, match="neither PoseTrack18 slot names nor COCO-17"):
+        read_annotations(tmp_path / "k.xml")
