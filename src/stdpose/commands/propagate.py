@@ -20,10 +20,11 @@ Bounded: a track is filled only between its first and last label; the summary sa
 before / after were left out. --extend N fills at most N frames past them, with scores falling with the distance.
 
 Output (--out): the labels' format (or --out-format; an .xml --out is CVAT for video 1.1 in the layout CVAT's
-importer reads: every filled frame a keyframe, propagated skeletons with the attributes propagated/score/method). Labeled frames keep
-their human labels; each propagated person has per-keypoint "scores", the "track_id" of the labeled person it came
-from, "propagated": true, the "method" and the two labeled frames it came from ("from_labels"). A file that lists
-only labeled frames is expanded to every frame of the video (without --video: to PoseTrack18's nframes).
+importer reads: every filled frame a keyframe, propagated skeletons with the attributes propagated, score,
+method). Labeled frames keep their human labels; each propagated person has per-keypoint "scores", the "track_id"
+of the labeled person it came from, "propagated": true, the "method" and the two labeled frames it came from
+("from_labels"). A file that lists only labeled frames is expanded to every frame of the video (without --video:
+to PoseTrack18's nframes).
 --overlay also writes a video with the poses drawn (labels solid, propagated poses hollow).
 
 Evaluation (--interval T [--eval]): on a fully labeled file, only the labels of every T-th frame are kept
