@@ -497,3 +497,12 @@ def test_convert_to_cvat_with_a_yaml_node_map_and_back(tmp_path, capsys):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(DataError, match="neither PoseTrack18 slot names nor COCO-17"):
         read_annotations(tmp_path / "k.xml")
+
+
+def test_evaluate_command_head_size_fallback_only_on_request(tmp_path, capsys):
+    gt = full_labels(tmp_path, head=False)
+    rc, _, err = cli(capsys, "evaluate", "--gt", gt, "--pred", gt)
+    assert rc == 2 and "--head-size auto" in err
+    rc, text, err = cli(capsys, "evaluate", "--gt", gt, "--pred", gt, "--head-size", "auto")
+    assert rc == 0, err
+    assert "fallback from head_top-head_bottom for 20 person(s)" in text and "100.0" in text

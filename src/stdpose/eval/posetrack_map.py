@@ -353,7 +353,9 @@ def evaluate_posetrack(
                     continue  # a person without joints never matches and needs no head size
                 if p.bbox_head is None and not use_fallback:
                     raise DataError(f"{where_gt}, person {k})",
-                                    "annotated person has no head box (bbox_head): the PCKh threshold needs it")
+                                    "annotated person has no head box (bbox_head): the PCKh threshold needs it "
+                                    "(for a file without any head box, --head-size auto / head_size_mode='auto' "
+                                    "uses the documented fallback)")
                 heads[k] = person_head_size(p, use_fallback)
                 if not heads[k] > 0:
                     counts["degenerate_head_boxes"] += 1
