@@ -506,3 +506,13 @@ def test_evaluate_command_head_size_fallback_only_on_request(tmp_path, capsys):
     rc, text, err = cli(capsys, "evaluate", "--gt", gt, "--pred", gt, "--head-size", "auto")
     assert rc == 0, err
     assert "fallback from head_top-head_bottom for 20 person(s)" in text and "100.0" in text
+
+
+def test_protocol_extends_exactly_to_its_farthest_scored_frame():
+    from stdpose.propagation.protocol import kept_and_scored, scored_reach
+
+    kept, scored = kept_and_scored(list(range(30)), 7, "posewarper")
+    assert kept == [3, 10, 17, 24, 29] and scored_reach(kept, scored) == 3
+    kept, scored = kept_and_scored(list(range(22)), 5, "every")
+    assert kept == [0, 5, 10, 15, 20] and scored_reach(kept, scored) == 1
+    assert scored_reach([0, 7, 14, 21], [10, 17]) == 0 and scored_reach([], [1]) == 0

@@ -108,7 +108,7 @@ def test_baselines_need_no_video(clip, tmp_path, capsys):
 
     sparse, _, kept = sparsify(video, 5, "every")
     assert kept == [0, 5, 10, 15, 20]
-    _check_complete(out, sparse, kept, "linear", extend=4)  # every T=5: T - 1
+    _check_complete(out, sparse, kept, "linear", extend=video.num_frames - 1 - kept[-1])  # to the last scored
     assert "linear" in text.split("PoseTrack mAP")[1]
 
 

@@ -126,7 +126,7 @@ def run_propagation(
     something left to score, head sizes available per `head_size_mode`), and raises otherwise.
     `detections`: a COCO results path or {frame index: boxes}. `propagator` replaces the one `method` builds."""
     from stdpose.propagation.alignment import AlignedFrames, align_labels, label_frame_count, reference_size
-    from stdpose.propagation.protocol import protocol_extend, sparsify
+    from stdpose.propagation.protocol import scored_reach, sparsify
 
     if evaluate and interval is None:
         raise ConfigError("evaluation needs an interval T: the labels it drops are the ground truth it scores")
@@ -174,9 +174,10 @@ def run_propagation(
         if not labeled:
             raise DataError(source_labels.source, "no label left after the interval (the labeled run is empty)")
         if extend is None:
-            extend = protocol_extend(protocol, interval)
-            notes.append(f"the {protocol} protocol scores frames up to {extend} frame(s) past the first/last kept "
-                         f"label: tracks are extended that far (--extend to change)")
+            extend = scored_reach(labeled, gt.labeled_indices())
+            if extend:
+                notes.append(f"the {protocol} protocol scores frames up to {extend} frame(s) past the first/last "
+                             "kept label: tracks are extended that far (--extend to change)")
         if evaluate:
             from stdpose.eval.head_size import head_size_plan
 

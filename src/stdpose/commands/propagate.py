@@ -30,7 +30,7 @@ to PoseTrack18's nframes).
 Evaluation (--interval T [--eval]): on a fully labeled file, only the labels of every T-th frame are kept
 (--protocol posewarper, the paper's: the first kept label is frame 3 of the labeled run, then every T-th, and the
 run's last frame when it is more than 3 frames away; --protocol every: frames 0, T, 2T, ...); tracks are extended
-as far as the protocol scores (3 frames; T-1 for every). The dropped labels are the ground truth: --eval checks
+as far as the farthest scored frame (at most 3 for posewarper). The dropped labels are the ground truth: --eval checks
 first that they can be scored, then prints the PoseTrack mAP table (Head ... Ankle, Mean); files without head
 boxes use the head-size fallback of docs/evaluation.md, named in the table's title.
 
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extend", metavar="N", type=int, default=None,
                         help="fill at most N frames before a track's first and after its last label, scores "
                         "falling with the distance (default 0: only between labels; with --interval the "
-                        "protocol's own reach, 3 frames for posewarper)")
+                        "farthest scored frame, at most 3 for posewarper)")
     parser.add_argument("--out-format", choices=("posetrack18", "coco", "cvat_video", "posetrack17"), default=None,
                         help="output format (default: the labels' format; an --out ending in .xml: cvat_video)")
     parser.add_argument("--cvat-map", metavar="MAP", default=None,

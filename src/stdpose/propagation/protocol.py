@@ -16,10 +16,11 @@ Protocols (which labels are kept):
 - "every": the first labeled frame and then every labeled frame at least T frames after the previously kept one
   (`sparse_labeled_indices`); every other labeled frame is scored. On a fully labeled video this is frames 0, T, 2T..
 
-Propagation is bounded by the labels by default (`stdpose.propagation.tracks`); the protocol scores frames up to
-`protocol_extend(protocol, T)` frames before the first / after the last kept label (PoseWarper: 3, the frames it
-fills from its first/last kept label; "every": T - 1), so `evaluate_propagators` and `stdpose propagate
---interval` extend the tracks that far and the scores are those of PoseWarper's protocol.
+Propagation is bounded by the labels by default (`stdpose.propagation.tracks`), but the protocol scores frames
+before the first / after the last kept label (PoseWarper: up to 3, the frames it fills from its first/last kept
+label). `evaluate_propagators` and `stdpose propagate --interval` therefore extend the tracks exactly as far as
+the farthest scored frame lies outside the kept labels (`scored_reach`), so the scores are those of the unbounded
+rule (tested) while no unscored frame beyond is filled.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def protocol_extend(protocol: str, interval: int) -> int:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     return POSEWARPER_OFFSET if protocol == "posewarper" else max(int(interval) - 1, 0)
+
+
+def scored_reach(kept: Sequence[int], scored: Sequence[int]) -> int:
+    """How many frames before the first / after the last kept label the farthest scored frame lies (0 if none)."""
+    if not kept or not scored:
+        return 0
+    first, last = min(kept), max(kept)
+    return max([first - i for i in scored if i < first] + [i - last for i in scored if i > last] + [0])
 
 
 @contextmanager
@@ -144,7 +153,7 @@ def evaluate_propagators(
             frames = frames_of(video)
         gts.append(gt)
         for name, prop in propagators.items():
-            with extended(prop, protocol_extend(protocol, interval)):
+            with extended(prop, scored_reach(kept, gt.labeled_indices())):
                 preds[name].append(prop.propagate(sparse, frames if getattr(prop, "needs_frames", True) else None,
                                                   kept))
     if skipped:

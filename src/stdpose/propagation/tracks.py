@@ -10,8 +10,9 @@ Rules (also in docs/baselines.md):
 - Bounded by default: a track is filled only between its first and its last label. Frames before a track's first
   label / after its last one get nothing unless `extend` = N > 0: then at most N frames on that side are filled
   from that label (an end segment, left = right = the label), with scores falling with the distance. The summary
-  counts the (track, frame) pairs left out on each side. (The sparse-label protocol extends by PoseWarper's 3
-  frames, `protocol.protocol_extend`, so its numbers are those of the unbounded rule it replaced.)
+  counts the (track, frame) pairs left out on each side. (The sparse-label protocol extends to the farthest
+  frame it scores, at most PoseWarper's 3, `protocol.scored_reach`, so its numbers are those of the unbounded
+  rule it replaced.)
 - Per-track labels: a frame can be labeled for some tracks only (CVAT keyframes are per track). A labeled frame
   lists the ids of tracks whose pose it does NOT give in `frame.extra[UNLABELED_TRACKS]`; for those tracks the
   frame is an ordinary frame to fill, and their segments run between the frames where they are known.
