@@ -20,8 +20,7 @@ from typing import Any
 from stdpose.data.records import Video
 from stdpose.errors import ConfigError, DataError
 
-METHODS = ("stdpose", "flow", "linear", "nearest")
-FRAME_METHODS = ("stdpose", "flow")
+FRAME_METHODS = ("stdpose", "flow")  # methods that need the video frames
 
 
 @dataclass
@@ -224,3 +223,31 @@ def propagate(video: Any, labels: str | Path | Video, method: str = "stdpose",
     The labels are aligned to the video frames by the frame numbers in their file names (see the module doc).
     """
     return run_propagation(video, labels, method, checkpoint, interval, **options).result
+
+
+def plan_notes(summary: dict[str, Any], one_sided: str) -> list[str]:
+    """Human-readable notes on what the track plan did (bounded ends, one-sided tracks, matches, refusals), from
+    a propagator's `last_summary`; `stdpose propagate` prints them."""
+    notes = []
+    before, after = summary.get("left_out_before_first", 0), summary.get("left_out_after_last", 0)
+    if before or after:
+        notes.append(f"bounded propagation: {before} (track, frame) pair(s) before a track's first label and "
+                     f"{after} after its last label left without a pose (--extend N fills up to N frames past a "
+                     f"label; now {summary.get('extend', 0)})")
+    if summary.get("extended_frames"):
+        notes.append(f"--extend {summary.get('extend')}: {summary['extended_frames']} (track, frame) pair(s) filled "
+                     "past a track's first/last label, with scores falling with the distance")
+    if summary.get("one_sided_left") or summary.get("one_sided_right"):
+        notes.append(f"{summary.get('one_sided_left', 0) + summary.get('one_sided_right', 0)} track(s) appear in "
+                     f"only one of two consecutive labeled frames: propagated per --one-sided {one_sided}; "
+                     f"{summary.get('one_sided_frames_skipped', 0)} (track, frame) pair(s) left without a pose")
+    if summary.get("assigned_track_ids"):
+        notes.append(f"{summary['assigned_track_ids']} labeled person(s) had no (or a duplicate) track id: "
+                     f"{summary.get('matched_untracked', 0)} continued a person of the previous label by pose "
+                     f"similarity, {summary.get('refused_matches', 0)} candidate match(es) refused, the rest "
+                     "started new tracks")
+    for m in summary.get("matches", []):
+        notes.append(f"match: frame {m['from_frame']} -> {m['to_frame']} track {m['track_id']} cost {m['cost']:.3f} "
+                     f"({m['motion']})")
+    notes.extend(f"refused: {r}" for r in summary.get("refusals", []))
+    return notes

@@ -116,7 +116,7 @@ def _out_format(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stdpose.api import run_propagation
+    from stdpose.api import plan_notes, run_propagation
     from stdpose.data.formats import write_annotations
     from stdpose.errors import ConfigError
 
@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         sizes = sorted({f"{w}x{h}" for w, h in frames.resized.values()})
         notes.append(f"{len(frames.resized)} frame(s) of another size ({', '.join(sizes)}) were resized to "
                      f"{frames.size[0]}x{frames.size[1]} ({frames.size_from}), the pixel grid of the labels")
-    notes.extend(summary_notes(summary, args.one_sided))
+    notes.extend(plan_notes(summary, args.one_sided))
     stats = summary.get("stats") or {}
     notes.extend(stats.get("notes", []))
     if empty:
@@ -179,30 +179,3 @@ def _run(args: argparse.Namespace) -> int:
         written = write_overlay_video(out, frames, args.overlay, progress=not args.no_progress)
         print(f"overlay video: {written}")
     return 0
-
-
-def summary_notes(summary: dict, one_sided: str) -> list[str]:
-    """The notes the command prints about what the track plan did (bounded ends, one-sided tracks, matches)."""
-    notes = []
-    before, after = summary.get("left_out_before_first", 0), summary.get("left_out_after_last", 0)
-    if before or after:
-        notes.append(f"bounded propagation: {before} (track, frame) pair(s) before a track's first label and "
-                     f"{after} after its last label left without a pose (--extend N fills up to N frames past a "
-                     f"label; now {summary.get('extend', 0)})")
-    if summary.get("extended_frames"):
-        notes.append(f"--extend {summary.get('extend')}: {summary['extended_frames']} (track, frame) pair(s) filled "
-                     "past a track's first/last label, with scores falling with the distance")
-    if summary.get("one_sided_left") or summary.get("one_sided_right"):
-        notes.append(f"{summary.get('one_sided_left', 0) + summary.get('one_sided_right', 0)} track(s) appear in "
-                     f"only one of two consecutive labeled frames: propagated per --one-sided {one_sided}; "
-                     f"{summary.get('one_sided_frames_skipped', 0)} (track, frame) pair(s) left without a pose")
-    if summary.get("assigned_track_ids"):
-        notes.append(f"{summary['assigned_track_ids']} labeled person(s) had no (or a duplicate) track id: "
-                     f"{summary.get('matched_untracked', 0)} continued a person of the previous label by pose "
-                     f"similarity, {summary.get('refused_matches', 0)} candidate match(es) refused, the rest "
-                     "started new tracks")
-    for m in summary.get("matches", []):
-        notes.append(f"match: frame {m['from_frame']} -> {m['to_frame']} track {m['track_id']} cost {m['cost']:.3f} "
-                     f"({m['motion']})")
-    notes.extend(f"refused: {r}" for r in summary.get("refusals", []))
-    return notes
