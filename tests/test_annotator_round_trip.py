@@ -516,3 +516,13 @@ def test_protocol_extends_exactly_to_its_farthest_scored_frame():
     kept, scored = kept_and_scored(list(range(22)), 5, "every")
     assert kept == [0, 5, 10, 15, 20] and scored_reach(kept, scored) == 1
     assert scored_reach([0, 7, 14, 21], [10, 17]) == 0 and scored_reach([], [1]) == 0
+
+
+def test_one_detect_format_for_every_input(tmp_path):
+    from stdpose.data.formats import detect_format
+
+    coco = cvat_coco(tmp_path)
+    assert detect_format(CVAT_XML) == "cvat_video" and detect_format(coco) == "coco"
+    assert detect_format(json.loads(coco.read_text())) == "coco"
+    assert detect_format([{"data": {}, "annotations": []}]) == "label_studio"
+    assert detect_format({"something": 1}) == "unknown"

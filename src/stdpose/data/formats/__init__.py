@@ -23,7 +23,7 @@ from stdpose.data.records import Video
 from stdpose.errors import DataError
 
 __all__ = [
-    "COCO_CATEGORY", "FORMATS", "POSETRACK18_CATEGORY", "Detection", "detect_format", "detect_file_format",
+    "COCO_CATEGORY", "FORMATS", "POSETRACK18_CATEGORY", "Detection", "detect_format",
     "load_json", "posetrack17_dict", "posetrack18_dict", "read_annotations", "read_coco_keypoints",
     "read_cvat_video", "read_detections", "read_posetrack17", "read_posetrack18", "write_annotations",
     "write_coco_keypoints", "write_cvat_video", "write_detections", "write_posetrack17", "write_posetrack18",
@@ -37,8 +37,12 @@ FORMATS = ("posetrack18", "posetrack17", "coco", "cvat_coco", "cvat_video")  # w
 
 
 def detect_format(data: Any) -> str:
-    """'posetrack18', 'posetrack17', 'coco', 'label_studio' or 'unknown' for parsed JSON (`detect_file_format` also
-    knows 'cvat_video' XML)."""
+    """'posetrack18', 'posetrack17', 'coco', 'cvat_video', 'label_studio' or 'unknown' for a file path or for
+    parsed JSON (a path is sniffed for CVAT XML first, then parsed as JSON)."""
+    if isinstance(data, str | Path):
+        if is_cvat_xml(data):
+            return "cvat_video"
+        data = load_json(data)
     if isinstance(data, dict) and "annolist" in data:
         return "posetrack17"
     if isinstance(data, list) and data and isinstance(data[0], dict) and "annolist" in data[0]:
@@ -50,13 +54,6 @@ def detect_format(data: Any) -> str:
     if is_label_studio(data):
         return "label_studio"
     return "unknown"
-
-
-def detect_file_format(path: str | Path) -> str:
-    """The format of a file: 'cvat_video' for CVAT XML, else `detect_format` of its JSON."""
-    if is_cvat_xml(path):
-        return "cvat_video"
-    return detect_format(load_json(path))
 
 
 def read_annotations(path: str | Path, skipped: Counter | None = None, node_map: Any = None) -> list[Video]:
@@ -73,10 +70,10 @@ def read_annotations(path: str | Path, skipped: Counter | None = None, node_map:
         for f in files:
             videos.extend(read_annotations(f, skipped, node_map))
         return videos
-    if is_cvat_xml(path):
+    kind = detect_format(path)
+    if kind == "cvat_video":
         return read_cvat_video(path, node_map, skipped)
     data = load_json(path)
-    kind = detect_format(data)
     if kind == "posetrack18":
         return read_posetrack18(path, skipped)
     if kind == "posetrack17":
