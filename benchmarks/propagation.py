@@ -335,12 +335,13 @@ def efficiency(model: Any, cfg: dict, videos: list, data_dir: Path, interval: in
     """Backbone crops and seconds of the learned propagator with and without backbone reuse, same videos."""
     from stdpose.data.video import VideoFrames
     from stdpose.propagation.learned import STDPosePropagator
-    from stdpose.propagation.protocol import sparsify
+    from stdpose.propagation.protocol import protocol_extend, sparsify
 
     out: dict[str, Any] = {}
     poses: dict[str, list] = {}
     for mode, reuse in (("reuse", True), ("naive", False)):
-        prop = STDPosePropagator(model, cfg, batch_size=batch_size, progress=False, reuse_backbone=reuse)
+        prop = STDPosePropagator(model, cfg, batch_size=batch_size, progress=False, reuse_backbone=reuse,
+                                 extend=protocol_extend("posewarper", interval))  # the frames the protocol scores
         images = seconds = key_frames = 0.0
         preds = []
         for video in videos:

@@ -58,7 +58,7 @@ def test_registry_names_and_errors():
 
 
 def test_nearest_copies_the_nearest_labeled_side_per_joint(two_label_video):
-    out = get_propagator("nearest").propagate(two_label_video, None, [2, 9])
+    out = get_propagator("nearest", extend=100).propagate(two_label_video, None, [2, 9])
     left, right = two_label_video.frames[2].persons[0], two_label_video.frames[9].persons[0]
     for i, near in [(3, left), (5, left), (6, right), (8, right), (0, left), (12, right)]:
         p = person_of(out.frames[i], 1)
@@ -99,7 +99,7 @@ def test_output_video_contract(two_label_video, method):
     video = two_label_video
     video.frames[9].persons.append(make_person((200, 10), track_id=5))  # enters between the labels
     video.frames[4].persons = [make_person((0, 0), track_id=99)]  # stale pose on an unlabeled frame: replaced
-    out = get_propagator(method).propagate(video, None, [2, 9])
+    out = get_propagator(method, extend=100).propagate(video, None, [2, 9])
     assert out is not video and out.num_frames == video.num_frames
     assert [f.file_name for f in out.frames] == [f.file_name for f in video.frames]
     # labeled frames: copies of the human labels
@@ -132,7 +132,7 @@ def test_output_video_contract(two_label_video, method):
 @pytest.mark.parametrize("method", ["nearest", "linear"])
 def test_scores_decay_with_distance_to_the_label(method):
     video = make_video(16, {0: [make_person((0, 0))], 14: [make_person((30, 0))]})
-    out = get_propagator(method, half_life=4.0).propagate(video, None, [0, 14])
+    out = get_propagator(method, half_life=4.0, extend=100).propagate(video, None, [0, 14])
     s = [person_of(out.frames[i], 1).scores[0] for i in range(1, 8)]
     assert all(a > b for a, b in zip(s, s[1:]))
     assert s[0] == pytest.approx(2 ** (-1 / 4))
@@ -219,7 +219,7 @@ def test_flow_propagator_follows_the_motion_and_reuses_flow_between_tracks(monke
         return farneback(prev, nxt, *args)
 
     monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", counting)
-    out = get_propagator("flow", max_side=None).propagate(video, frames, [1, 8])
+    out = get_propagator("flow", max_side=None, extend=100).propagate(video, frames, [1, 8])
     for t in (0, 2, 4, 5, 7, 9):
         for tid, offset in ((1, 30), (2, 60)):
             p = person_of(out.frames[t], tid)

@@ -44,7 +44,7 @@ def by_key(segments):
 
 def test_interior_and_end_segments_cover_every_frame_once():
     video = make_video(20, {3: [make_person(10)], 10: [make_person(30)], 17: [make_person(50)]})
-    segs = track_segments(video, [3, 10, 17])
+    segs = track_segments(video, [3, 10, 17], extend=10)
     keys = by_key(segs)
     assert list(keys[(1, 3, 3, "head")].frames) == [0, 1, 2]
     assert list(keys[(1, 3, 10, "both")].frames) == list(range(4, 10))
@@ -139,7 +139,7 @@ def test_bad_labeled_indices_and_rules_raise_clear_errors():
 
 def test_interpolate_box_is_linear_between_labeled_boxes_and_constant_at_ends():
     video = make_video(12, {2: [make_person(0, bbox=(0, 0, 10, 20))], 8: [make_person(0, bbox=(60, 30, 40, 20))]})
-    keys = by_key(track_segments(video, [2, 8]))
+    keys = by_key(track_segments(video, [2, 8], extend=100))
     mid = keys[(1, 2, 8, "both")]
     assert interpolate_box(mid, 5) == pytest.approx((30, 15, 25, 20))
     assert interpolate_box(mid, 3) == pytest.approx((10, 5, 15, 20))

@@ -16,7 +16,12 @@ joints inside ignore regions removed, per-joint AP from the keypoint scores; pri
 Wrist, Hip, Knee, Ankle, Mean table. GT and PRED are each a PoseTrack18/21 or PoseTrack17 JSON file or a folder of
 per-video files; videos are paired by name and frames by file name, and only labeled frames are evaluated.
 
---format coco: COCO keypoint AP/AR (OKS) by pycocotools; GT is a COCO keypoint file, PRED a COCO results list.
+--head-size auto: ground truth without any head box (hand-made or CVAT files) is scored with the documented
+fallback (from head_top/head_bottom, else the person box), named in the notes; never used when head boxes exist.
+
+--format coco: COCO keypoint AP/AR (OKS) by pycocotools; GT is a COCO keypoint file, PRED a COCO results list or
+a COCO keypoint file (e.g. `stdpose propagate`'s COCO output; images matched by file_name, a missing score taken
+from the per-joint scores, else 1).
 
 examples:
   stdpose evaluate --gt data/posetrack18/annotations/val --pred out/predictions --json out/map.json
@@ -39,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labeled-only", action="store_true",
                         help="posetrack: evaluate only frames whose is_labeled is true (poseval, the default, "
                              "evaluates every frame that holds persons); named in the table header when used")
+    parser.add_argument("--head-size", choices=("box", "auto"), default="box",
+                        help="posetrack: PCKh head size from the head boxes (box, default, as poseval), or for a "
+                        "ground truth without any head box the documented fallback (auto; docs/evaluation.md)")
     parser.add_argument("--per-joint", action="store_true", help="posetrack: also print AP/precision/recall per joint")
     parser.add_argument("--markdown", action="store_true", help="print tables as Markdown")
     parser.add_argument("--title", default=None, help="row label for the table (default: the predictions' name)")
@@ -62,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         from stdpose.eval.posetrack_map import evaluate_paths
 
         result = evaluate_paths(args.gt, args.pred, presence=args.presence, strict=not args.lenient,
-                                labeled_only=args.labeled_only)
+                                labeled_only=args.labeled_only,
+                                head_size_mode=args.head_size)
         counts = result.counts
         title = (f"PoseTrack mAP: {result.num_images} evaluated frames in {counts['videos']} videos, "
                  f"{counts['gt_persons']} GT / {counts['pred_persons']} predicted persons")

@@ -7,23 +7,32 @@ import argparse
 NAME = "propagate"
 HELP = "propagate labeled poses to every frame of a video (STDPose or a baseline), optionally scoring them"
 DESCRIPTION = """\
-Propagate the poses of the labeled frames of a video to all its other frames.
+Propagate the poses of the labeled frames of a video to the frames between them.
 
 Inputs: the video (--video: an mp4/avi file or a folder of frame images) and a label file (--labels: PoseTrack18/21
-JSON, PoseTrack17 JSON or COCO keypoints) with some frames labeled, persons carrying boxes and track ids. Each
-person is followed by track id from one labeled frame to the next; unlabeled frames get its box interpolated
-between the labels (or matched from --detections).
+JSON, PoseTrack17 JSON, COCO keypoints - CVAT's "COCO Keypoints 1.0" export included, tracks from
+attributes.track_id - or CVAT for video 1.1 XML with skeleton tracks, --cvat-map naming the skeleton's nodes) with
+some frames labeled. Each person is followed by track id from one labeled frame to the next (persons without ids
+are matched by pose similarity after optical-flow motion compensation when --video is given); unlabeled frames get
+its box interpolated between the labels (or matched from --detections).
 
-Output (--out): the same format as the labels, with every frame filled. Labeled frames keep their human labels;
-each propagated person has per-keypoint "scores", the "track_id" of the labeled person it came from, "propagated":
-true, the "method" and the two labeled frames it came from ("from_labels"). A file that lists only labeled frames
-(COCO) is expanded to every frame of the video. --overlay also writes a video with the poses drawn (labels solid,
-propagated poses hollow).
+Bounded: a track is filled only between its first and last label; the summary says how many (track, frame) pairs
+before / after were left out. --extend N fills at most N frames past them, with scores falling with the distance.
+
+Output (--out): the labels' format (or --out-format; an .xml --out is CVAT for video 1.1 in the layout CVAT's
+importer reads: every filled frame a keyframe, propagated skeletons with the attributes propagated, score,
+method). Labeled frames keep their human labels; each propagated person has per-keypoint "scores", the "track_id"
+of the labeled person it came from, "propagated": true, the "method" and the two labeled frames it came from
+("from_labels"). A file that lists only labeled frames is expanded to every frame of the video (without --video:
+to PoseTrack18's nframes).
+--overlay also writes a video with the poses drawn (labels solid, propagated poses hollow).
 
 Evaluation (--interval T [--eval]): on a fully labeled file, only the labels of every T-th frame are kept
 (--protocol posewarper, the paper's: the first kept label is frame 3 of the labeled run, then every T-th, and the
-run's last frame when it is more than 3 frames away; --protocol every: frames 0, T, 2T, ...). The dropped labels
-are the ground truth: --eval prints the PoseTrack mAP table (Head ... Ankle, Mean) of the propagated poses.
+run's last frame when it is more than 3 frames away; --protocol every: frames 0, T, 2T, ...); tracks are extended
+as far as the farthest scored frame (at most 3 for posewarper). The dropped labels are the ground truth: --eval checks
+first that they can be scored, then prints the PoseTrack mAP table (Head ... Ankle, Mean); files without head
+boxes use the head-size fallback of docs/evaluation.md, named in the table's title.
 
 Methods (--method): stdpose (a trained propagation checkpoint, --checkpoint), flow (Farneback optical flow),
 linear (interpolation between the two labels), nearest (copy of the nearer label). nearest and linear need no
@@ -31,6 +40,7 @@ video unless --overlay is given.
 
 examples:
   stdpose propagate --video clip.mp4 --labels clip.json --checkpoint model.ckpt --out clip_full.json
+  stdpose propagate --video clip.mp4 --labels annotations.xml --method flow --out clip_full.xml
   stdpose propagate --video frames/ --labels clip.json --checkpoint model.ckpt --out out.json --overlay out.mp4
   stdpose propagate --video frames/ --labels full.json --method linear --interval 7 --eval --out pred.json
 """
@@ -41,7 +51,8 @@ METHODS = ("stdpose", "flow", "linear", "nearest")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="V", help="video file (mp4, avi, ...) or folder of frame images")
     parser.add_argument("--labels", metavar="L", required=True,
-                        help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON or COCO keypoints JSON")
+                        help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON, COCO keypoints JSON (CVAT's COCO "
+                        "export too) or CVAT for video 1.1 XML")
     parser.add_argument("--out", metavar="O", required=True, help="output label file (the input's format)")
     parser.add_argument("--method", choices=METHODS, default="stdpose",
                         help="propagation method (default: stdpose, which needs --checkpoint)")
@@ -62,72 +73,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--one-sided", choices=("half", "full", "none"), default="half",
                         help="a person present in only one of two consecutive labeled frames is propagated up to "
                         "the midpoint between them (half, default), over the whole gap (full) or not at all")
+    parser.add_argument("--extend", metavar="N", type=int, default=None,
+                        help="fill at most N frames before a track's first and after its last label, scores "
+                        "falling with the distance (default 0: only between labels; with --interval the "
+                        "farthest scored frame, at most 3 for posewarper)")
+    parser.add_argument("--out-format", choices=("posetrack18", "coco", "cvat_video", "posetrack17"), default=None,
+                        help="output format (default: the labels' format; an --out ending in .xml: cvat_video)")
+    parser.add_argument("--cvat-map", metavar="MAP", default=None,
+                        help="CVAT skeleton node names -> PoseTrack slots: posetrack, coco, or a JSON/YAML file "
+                        "{node: slot} (default: detected from the node names)")
+    parser.add_argument("--head-size", choices=("auto", "box"), default="auto",
+                        help="--eval: head boxes, else (auto, default) the documented fallback from head_top/"
+                        "head_bottom or the person box for files without any head box; box: require head boxes")
     parser.add_argument("--device", default="cpu", help="torch device for --method stdpose (cpu, cuda, cuda:1)")
     parser.add_argument("--batch-size", type=int, default=32, help="person crops per network call (stdpose)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true",
                         help="also print the library's log messages (the notes below the summary say the same)")
-
-
-def _pick_video(videos: list, name: str | None, path: str):
-    from stdpose.errors import ConfigError, DataError
-
-    if not videos:
-        raise DataError(path, "holds no video")
-    if name is None:
-        if len(videos) > 1:
-            names = ", ".join(v.name for v in videos[:8])
-            raise ConfigError(f"{path} holds {len(videos)} videos ({names}{' ...' if len(videos) > 8 else ''}); "
-                              "choose one with --video-name")
-        return videos[0]
-    for v in videos:
-        if name in (v.name, str(v.vid_id)):
-            return v
-    raise ConfigError(f"no video named {name!r} in {path} (it has: {', '.join(v.name for v in videos[:8])})")
-
-
-def _detections_by_frame(path: str, video, notes: list[str]) -> dict[int, list]:
-    from stdpose.data.formats import read_detections
-    from stdpose.propagation.tracks import detections_for_video
-
-    dets = read_detections(path)
-    out = {i: d for i, d in detections_for_video(video, dets).items() if d}
-    ids = {f.image_id for f in video.frames}
-    unmatched = sum(len(d) for i, d in dets.items() if i not in ids)
-    notes.append(f"detections: {sum(len(d) for d in out.values())} boxes on {len(out)} frame(s)"
-                 + (f"; {unmatched} box(es) with an image_id of no frame of this video ignored" if unmatched else ""))
-    return out
-
-
-def _write(video, path: str) -> None:
-    from stdpose.data.formats import write_coco_keypoints, write_posetrack17, write_posetrack18
-
-    fmt = video.extra.get("format")
-    if fmt == "coco":
-        write_coco_keypoints(video, path, layout=video.extra.get("layout", "coco"))
-    elif fmt == "posetrack17":
-        write_posetrack17(video, path)
-    else:
-        write_posetrack18(video, path)
-
-
-def _build_propagator(args: argparse.Namespace, detections):
-    from stdpose.errors import ConfigError
-
-    progress = not args.no_progress
-    if args.method == "stdpose":
-        if not args.checkpoint:
-            raise ConfigError("--method stdpose needs --checkpoint (a trained propagation model); or choose "
-                              "--method flow|linear|nearest")
-        from stdpose.propagation.learned import STDPosePropagator
-
-        return STDPosePropagator.from_checkpoint(args.checkpoint, device=args.device, batch_size=args.batch_size,
-                                                 progress=progress, one_sided=args.one_sided, detections=detections)
-    if args.checkpoint:
-        raise ConfigError(f"--checkpoint is only used by --method stdpose (got --method {args.method})")
-    from stdpose.propagation.methods import get_propagator
-
-    return get_propagator(args.method, one_sided=args.one_sided, detections=detections, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,13 +107,19 @@ def run(args: argparse.Namespace) -> int:
         logger.setLevel(level)
 
 
+def _out_format(args: argparse.Namespace) -> str | None:
+    if args.out_format:
+        return args.out_format
+    if str(args.out).lower().endswith(".xml"):
+        return "cvat_video"
+    return None  # the labels' format
+
+
 def _run(args: argparse.Namespace) -> int:
-    from stdpose.data.formats import read_annotations
-    from stdpose.data.video import ImageListReader, open_frames
-    from stdpose.errors import ConfigError, DataError
+    from stdpose.api import plan_notes, run_propagation
+    from stdpose.data.formats import write_annotations
+    from stdpose.errors import ConfigError
     from stdpose.paths import check_outputs
-    from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size, restore_alignment
-    from stdpose.propagation.protocol import sparsify
 
     check_outputs({"--out": args.out, "--overlay": args.overlay},
                   {"--labels": args.labels, "--video": args.video, "--detections": args.detections,
@@ -162,95 +130,38 @@ def _run(args: argparse.Namespace) -> int:
                           else "--overlay needs --video")
     if args.eval and args.interval is None:
         raise ConfigError("--eval needs --interval T: the labels it drops are the ground truth it scores against")
-    if args.interval is not None and args.interval < 2:
-        raise ConfigError(f"--interval must be at least 2 (one unlabeled frame between kept labels), got "
-                          f"{args.interval}")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.method == "stdpose" and not args.checkpoint:
         raise ConfigError("--method stdpose needs --checkpoint (a trained propagation model); or choose "
                           "--method flow|linear|nearest")
+    if args.checkpoint and args.method != "stdpose":
+        raise ConfigError(f"--checkpoint is only used by --method stdpose (got --method {args.method})")
 
-    from collections import Counter
+    run = run_propagation(
+        args.video, args.labels, args.method, args.checkpoint, args.interval, protocol=args.protocol,
+        extend=args.extend, one_sided=args.one_sided, detections=args.detections, node_map=args.cvat_map,
+        video_name=args.video_name, evaluate=args.eval, head_size_mode=args.head_size, device=args.device,
+        batch_size=args.batch_size, progress=not args.no_progress)
+    out, frames, labeled, notes, summary = run.output, run.frames, run.labeled, run.notes, run.summary
+    write_annotations(run.result, args.out, _out_format(args), node_map=args.cvat_map)
 
-    from stdpose.data.bounds import check_labels_inside, clip_to_image
-
-    skipped: Counter = Counter()
-    video = _pick_video(read_annotations(args.labels, skipped), args.video_name, args.labels)
-    notes: list[str] = []
-    if skipped.get("degenerate_bbox"):
-        notes.append(f"{skipped['degenerate_bbox']} labeled box(es) with zero or negative size were not used "
-                     "(the joints' own box stands in)")
-    alignment, frames, size = None, None, None
-    if args.video:
-        reader = open_frames(args.video)
-        names = [f.name for f in reader.files] if isinstance(reader, ImageListReader) else None
-        alignment = align_labels(video, len(reader), names)
-        notes.extend(alignment.notes)
-        work = alignment.video
-        size, size_from = reference_size(work, lambda i: reader[alignment.video_index[i]])
-        frames = AlignedFrames(reader, alignment.video_index, size)
-        check_labels_inside(work, size, args.labels)
-    else:
-        work = video
-    labeled = work.labeled_indices()
-    if not labeled:
-        raise DataError(args.labels, f"video {work.name} has no labeled frame (within the video) to propagate from")
-
-    gt = None
-    source = work
-    if args.interval is not None:
-        source, gt, labeled = sparsify(work, args.interval, args.protocol)
-        scored = sum(1 for f in gt.frames if f.is_labeled)
-        notes.append(f"--interval {args.interval} ({args.protocol}): kept the labels of frames {labeled}, dropped "
-                     f"{scored} labeled frame(s) (the ground truth of --eval)")
-        if args.interval >= work.num_frames:
-            notes.append(f"the interval ({args.interval}) is longer than the video ({work.num_frames} frames): "
-                         "every other frame is propagated from the kept label(s) alone")
-        if not labeled:
-            raise DataError(args.labels, "no label left after --interval (the labeled run is empty)")
-        lost = sorted(set(work.labeled_indices()) - set(labeled) - set(gt.labeled_indices()))
-        if lost:  # human labels are never replaced by propagated poses
-            raise ConfigError(f"--interval {args.interval} would drop the human labels of frame(s) {lost[:8]} without "
-                              f"scoring them (the labels are not one dense run: labeled frames "
-                              f"{work.labeled_indices()[:8]}); they are already sparse: propagate them without "
-                              "--interval")
-    detections = _detections_by_frame(args.detections, work, notes) if args.detections else None
-    propagator = _build_propagator(args, detections)
-
-    out = propagator.propagate(source, frames, labeled)
-    if size is not None:
-        clipped = clip_to_image(out, size)
-        if clipped:
-            notes.append(f"{clipped['joints_clipped']} propagated joint(s) and {clipped['boxes_clipped']} box(es) "
-                         f"outside the {size[0]}x{size[1]} frame were clipped onto it; {clipped['boxes_dropped']} "
-                         "box(es) entirely outside were dropped")
-    result = restore_alignment(out, alignment) if alignment is not None else out
-    _write(result, args.out)
-
-    summary = getattr(propagator, "last_summary", {}) or out.extra.get("propagation", {})
     unlabeled = [f for f in out.frames if not f.is_labeled]
-    poses = sum(len(f.persons) for f in unlabeled)
+    poses = int(summary.get("propagated_poses", 0))
     empty = sum(1 for f in unlabeled if not f.persons)
     print(f"{args.method}: {poses} propagated pose(s) on {len(unlabeled)} unlabeled frame(s) from "
-          f"{len(labeled)} labeled frame(s) of video {work.name} -> {args.out}")
+          f"{len(labeled)} labeled frame(s) of video {out.name} -> {args.out}")
     if frames is not None and frames.resized:
         sizes = sorted({f"{w}x{h}" for w, h in frames.resized.values()})
         notes.append(f"{len(frames.resized)} frame(s) of another size ({', '.join(sizes)}) were resized to "
-                     f"{frames.size[0]}x{frames.size[1]} ({size_from}), the pixel grid of the labels")
-    if summary.get("one_sided_left") or summary.get("one_sided_right"):
-        notes.append(f"{summary.get('one_sided_left', 0) + summary.get('one_sided_right', 0)} track(s) appear in "
-                     f"only one of two consecutive labeled frames: propagated per --one-sided {args.one_sided}; "
-                     f"{summary.get('one_sided_frames_skipped', 0)} (track, frame) pair(s) left without a pose")
-    if summary.get("assigned_track_ids"):
-        notes.append(f"{summary['assigned_track_ids']} labeled person(s) had no (or a duplicate) track id and "
-                     "were followed by box overlap")
+                     f"{frames.size[0]}x{frames.size[1]} ({frames.size_from}), the pixel grid of the labels")
+    notes.extend(plan_notes(summary, args.one_sided))
     stats = summary.get("stats") or {}
     notes.extend(stats.get("notes", []))
     if empty:
         notes.append(f"{empty} unlabeled frame(s) got no pose (no labeled person's track covers them)")
-    if alignment is not None and alignment.missing:
-        notes.append(f"{len(alignment.missing)} frame(s) of the labels are not in the video: written unchanged")
+    if run.alignment is not None and run.alignment.missing:
+        notes.append(f"{len(run.alignment.missing)} frame(s) of the labels are not in the video: written unchanged")
     for note in notes:
         print(f"  note: {note}")
     if stats:
@@ -260,9 +171,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.eval:
         from stdpose.eval.posetrack_map import evaluate_posetrack
 
-        res = evaluate_posetrack([gt], [out])
+        gt = run.ground_truth
+        res = evaluate_posetrack([gt], [out], head_size_mode=args.head_size)
         print(res.format_table(title=f"PoseTrack mAP of the {len(gt.labeled_indices())} dropped labeled frame(s) "
-                               f"(T={args.interval}, {args.protocol})", label=args.method))
+                               f"(T={args.interval}, {args.protocol}; {run.head_note})", label=args.method))
         for note in res.notes:
             print(f"  eval note: {note}")
     if args.overlay:

@@ -17,6 +17,9 @@ from stdpose.skeleton import NUM_SLOTS
 
 Box = tuple[float, float, float, float]  # x, y, width, height in image pixels
 Polygon = tuple[tuple[float, ...], tuple[float, ...]]  # xs, ys of one ignore region
+# Frame.extra key: ids of the tracks a labeled frame gives no pose for (CVAT keyframes are per track); readers set
+# it, `stdpose.propagation.tracks` fills those tracks there like on an unlabeled frame.
+UNLABELED_TRACKS = "_unlabeled_tracks"
 
 
 @dataclass

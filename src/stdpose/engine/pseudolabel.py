@@ -612,6 +612,7 @@ class PseudoLabelPipeline:
             if detections is not None:
                 propagator.detections = detections_for_video(part, detections)
             frames = VideoFrames(part, image_root)
+            propagator.extend = part.num_frames  # fill the whole window, ends included (propagation is bounded)
             propagated = propagator.propagate(part, frames, labeled)
             merged, counts = merge_pseudolabels(video, propagated, first, self.pl["score_threshold"])
             for k, v in counts.items():

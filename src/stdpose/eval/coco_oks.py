@@ -71,18 +71,53 @@ def _check_gt(gt: Any, where: str) -> tuple[int, int]:
     return cat_id, num_kps
 
 
-def _check_pred(pred: Any, where: str, image_ids: set, cat_id: int, num_kps: int) -> list[dict]:
+def _keypoint_file_results(pred: dict, where: str, gt: dict) -> list[dict]:
+    """A COCO keypoint file (images + annotations, e.g. `stdpose propagate`'s output) as results: image ids are
+    matched to the ground truth's by file name, and an annotation without `score` gets the mean of its per-joint
+    `scores`, else 1.0 (a human label copied into the file)."""
+    gt_by_name = {im.get("file_name"): im.get("id") for im in gt["images"] if isinstance(im, dict)}
+    pred_names = {}
+    for k, im in enumerate(pred["images"]):
+        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            raise DataError(f"{where} (image #{k})", "a keypoint file used as predictions needs 'id' and "
+                                                     "'file_name' on every image (to match the ground truth's)")
+        pred_names[im["id"]] = im["file_name"]
+    out = []
+    for k, ann in enumerate(pred["annotations"]):
+        if not isinstance(ann, dict):
+            raise DataError(f"{where} (annotation #{k})", "annotation is not an object")
+        name = pred_names.get(ann.get("image_id"))
+        if name is None:
+            raise DataError(f"{where} (annotation #{k})", f"image_id {ann.get('image_id')!r} matches no image of "
+                                                          "the predictions file")
+        if name not in gt_by_name:
+            continue  # a frame the ground truth does not have (e.g. an unlabeled frame of a video)
+        score = ann.get("score")
+        if score is None:
+            scores = [float(v) for v in ann.get("scores") or [] if v is not None and float(v) > 0]
+            score = sum(scores) / len(scores) if scores else 1.0
+        out.append({**ann, "image_id": gt_by_name[name], "score": score})
+    return out
+
+
+def _check_pred(pred: Any, where: str, image_ids: set, cat_id: int, num_kps: int,
+                gt: dict | None = None) -> list[dict]:
     if isinstance(pred, dict) and isinstance(pred.get("annotations"), list):
-        pred = pred["annotations"]
+        if isinstance(pred.get("images"), list) and gt is not None:
+            pred = _keypoint_file_results(pred, where, gt)
+        else:
+            pred = pred["annotations"]
     if not isinstance(pred, list):
-        raise DataError(where, "predictions must be a list of COCO results (image_id, keypoints, score)")
+        raise DataError(where, "predictions must be a COCO results list [{image_id, keypoints, score}] or a COCO "
+                               "keypoint file (images with id and file_name, annotations with keypoints)")
     out = []
     for k, det in enumerate(pred):
         w = f"{where} (result #{k})"
         if not isinstance(det, dict):
             raise DataError(w, "result is not an object")
         if det.get("image_id") not in image_ids:
-            raise DataError(w, f"image_id {det.get('image_id')!r} is not in the ground truth")
+            raise DataError(w, f"image_id {det.get('image_id')!r} is not in the ground truth (a results list "
+                               "must use the ground truth's image ids; a keypoint file is matched by file_name)")
         kps = det.get("keypoints")
         if not isinstance(kps, list) or len(kps) != 3 * num_kps:
             raise DataError(w, f"keypoints must be {3 * num_kps} numbers (x, y, v for {num_kps} joints)")
@@ -90,7 +125,7 @@ def _check_pred(pred: Any, where: str, image_ids: set, cat_id: int, num_kps: int
             raise DataError(w, "keypoints contain NaN, infinite or non-numeric values")
         score = det.get("score")
         if not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise DataError(w, f"result needs a finite 'score', got {score!r}")
+            raise DataError(w, f"result needs a finite 'score' (the person's confidence), got {score!r}")
         out.append({"image_id": det["image_id"], "category_id": det.get("category_id", cat_id),
                     "keypoints": [float(v) for v in kps], "score": float(score)})
     return out
@@ -105,9 +140,10 @@ def evaluate_coco_oks(
 
     gt_json: a COCO keypoint file (path or parsed dict). pred_json: COCO results (a path, a list of
     {image_id, category_id, keypoints, score}, or a dict holding them as 'annotations'; category_id defaults to
-    the ground truth's person category). `sigmas`: per-joint OKS constants; COCO's 17 by default (required for
-    any other joint count). No predictions gives 0 everywhere; a ground truth without any person with keypoints
-    gives NaN (pycocotools' -1).
+    the ground truth's person category), or a COCO keypoint file with `images` (such as `stdpose propagate`'s
+    output), matched to the ground truth by file name (see `_keypoint_file_results`). `sigmas`: per-joint OKS
+    constants; COCO's 17 by default (required for any other joint count). No predictions gives 0 everywhere; a
+    ground truth without any person with keypoints gives NaN (pycocotools' -1).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -120,7 +156,7 @@ def evaluate_coco_oks(
     if sigmas is not None and len(sigmas) != num_kps:
         raise ConfigError(f"sigmas has {len(sigmas)} values for {num_kps} keypoints")
     image_ids = {im.get("id") for im in gt["images"] if isinstance(im, dict)}
-    results = _check_pred(pred, pred_where, image_ids, cat_id, num_kps)
+    results = _check_pred(pred, pred_where, image_ids, cat_id, num_kps, gt)
     if not results:
         return dict.fromkeys(STAT_NAMES, 0.0)
 

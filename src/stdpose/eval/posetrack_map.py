@@ -33,7 +33,7 @@ import numpy as np
 from stdpose.data.records import Frame, Person, Video
 from stdpose.errors import ConfigError, DataError
 from stdpose.eval.ap import joint_ap, nan_mean
-from stdpose.eval.matching import head_size, match_image
+from stdpose.eval.matching import match_image
 from stdpose.eval.polygon import points_in_regions, ring_is_usable
 from stdpose.skeleton import GROUP_NAMES, NUM_SLOTS, POSEVAL_NAMES, POSEVAL_ORDER
 
@@ -287,8 +287,12 @@ def evaluate_posetrack(
     strict: bool = True,
     dist_thresh: float = DIST_THRESH,
     labeled_only: bool = False,
+    head_size_mode: str = "box",
 ) -> PoseTrackMapResult:
     """PoseTrack mAP of `pred` against `gt`, identical to poseval's `evaluateAP` (see the module docstring).
+
+    head_size_mode="auto" scores ground truth WITHOUT any head box with the documented fallback of
+    `stdpose.eval.head_size` (named in `notes` and `counts["head_size_fallback"]`); "box" (default) needs head boxes.
 
     Videos are matched by `Video.name` (then `vid_id`), frames by `Frame.file_name` (then its basename; by index
     when the predicted frame has no name). GT frames with at least one person are evaluated (poseval's rule);
@@ -309,6 +313,12 @@ def evaluate_posetrack(
          "gt_images_without_predictions", "gt_unlabeled_frames_with_persons", "degenerate_head_boxes",
          "degenerate_ignore_regions", "v0_slots_with_position", "pred_joints_outside_image"), 0)
     notes: list[str] = []
+    from stdpose.eval.head_size import head_size_plan, person_head_size
+
+    use_fallback, head_note = (False, "") if head_size_mode == "box" else head_size_plan(gt, head_size_mode)
+    if use_fallback:
+        notes.append(head_note)
+    counts["head_size_fallback"] = int(use_fallback)
     paired_videos = _pair_videos(gt, pred, strict, counts, notes, labeled_only)
 
     all_scores, all_present, all_labels = [], [], []
@@ -349,10 +359,12 @@ def evaluate_posetrack(
             for k, p in enumerate(frame.persons):
                 if not gt_has[k].any():
                     continue  # a person without joints never matches and needs no head size
-                if p.bbox_head is None:
+                if p.bbox_head is None and not use_fallback:
                     raise DataError(f"{where_gt}, person {k})",
-                                    "annotated person has no head box (bbox_head): the PCKh threshold needs it")
-                heads[k] = head_size(p.bbox_head)
+                                    "annotated person has no head box (bbox_head): the PCKh threshold needs it "
+                                    "(for a file without any head box, --head-size auto / head_size_mode='auto' "
+                                    "uses the documented fallback)")
+                heads[k] = person_head_size(p, use_fallback)
                 if not heads[k] > 0:
                     counts["degenerate_head_boxes"] += 1
             labels = match_image(gt_xy, gt_has, heads, pr_xy, pr_has, dist_thresh)
@@ -444,6 +456,7 @@ def evaluate_paths(
     strict: bool = True,
     dist_thresh: float = DIST_THRESH,
     labeled_only: bool = False,
+    head_size_mode: str = "box",
 ) -> PoseTrackMapResult:
     """Read ground truth and predictions (a file or a folder of per-video files: PoseTrack18/21, PoseTrack17)
     with `stdpose.data.formats.read_annotations` and evaluate them. Files are judged with poseval's presence
@@ -460,7 +473,7 @@ def evaluate_paths(
     with keypoints_anywhere():
         pred = read_annotations(pred_path)
     result = evaluate_posetrack(gt, pred, presence=presence, strict=strict, dist_thresh=dist_thresh,
-                                labeled_only=labeled_only)
+                                labeled_only=labeled_only, head_size_mode=head_size_mode)
     if result.num_images == 0:
         rule = "labeled frame with persons" if labeled_only else "frame with persons"
         raise DataError(gt_path, f"the ground truth has no {rule}: nothing to evaluate")

@@ -122,6 +122,8 @@ def align_labels(video: Video, num_video_frames: int, video_names: Sequence[str]
     added = 0
     if expand:
         template = video.frames[inside[0]]
+        image_base = _affine_base([(target[i], video.frames[i].image_id) for i in inside])
+        frame_base = _affine_base([(target[i], video.frames[i].frame_id) for i in inside])
         for v in range(num_video_frames):
             if v in at:
                 frames.append(dataclasses.replace(video.frames[at[v]], index=len(frames)))
@@ -130,7 +132,9 @@ def align_labels(video: Video, num_video_frames: int, video_names: Sequence[str]
                 file_name = str(Path(template.file_name).with_name(Path(name).name)) if name else \
                     _renumbered_name(template.file_name, v)
                 frames.append(Frame(index=len(frames), file_name=file_name, is_labeled=False,
-                                    width=template.width, height=template.height))
+                                    width=template.width, height=template.height,
+                                    image_id=None if image_base is None else image_base + v,
+                                    frame_id=None if frame_base is None else frame_base + v))
                 added += 1
             video_index.append(v)
         notes.append(f"the labels list only their {n_ann} labeled frame(s): expanded to all {num_video_frames} "
@@ -143,6 +147,26 @@ def align_labels(video: Video, num_video_frames: int, video_names: Sequence[str]
             notes.append(f"label frames matched to video frames {how}")
     work = dataclasses.replace(video, frames=frames, extra=dict(video.extra))
     return Alignment(work, video_index, [video.frames[i] for i in missing], added, notes)
+
+
+def label_frame_count(video: Video) -> int | None:
+    """How many frames the label file says its video has: PoseTrack18's `nframes` when its images agree on one,
+    else None. (Used when no video is given, so a sparse file still spans the frames it skips.)"""
+    stated = {f.extra.get("nframes") for f in video.frames}
+    if len(stated) == 1:
+        (n,) = stated
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n
+    return None
+
+
+def _affine_base(pairs: list[tuple[int, int | None]]) -> int | None:
+    """b when every (video frame v, id) pair has id = b + v (PoseTrack-style ids: 1, video, 4-digit frame), so
+    added frames can be numbered the same way (sorting by frame_id then keeps the video order); else None."""
+    bases = {int(i) - v for v, i in pairs if i is not None}
+    if len(bases) == 1 and all(i is not None for _, i in pairs):
+        return bases.pop()
+    return None
 
 
 def restore_alignment(result: Video, alignment: Alignment) -> Video:

@@ -143,17 +143,20 @@ def assemble_video(
         per_frame.setdefault(i, []).append((tid, _propagated_person(pred, tid, box, method, seg)))
     frames: list[Frame] = []
     for frame in video.frames:
+        filled = [p for _, p in sorted(per_frame.get(frame.index, []), key=lambda tp: tp[0])]
         if frame.index in labeled:
             ids = plan.track_ids.get(frame.index, [])
-            persons = [_copy_label(p, t) for p, t in zip(frame.persons, ids)]
+            # a frame labeled for some tracks only (CVAT keyframes) also gets the other tracks' propagated poses
+            persons = [_copy_label(p, t) for p, t in zip(frame.persons, ids)] + filled
             is_labeled = True
         else:
-            persons = [p for _, p in sorted(per_frame.get(frame.index, []), key=lambda tp: tp[0])]
+            persons = filled
             is_labeled = False
         frames.append(dataclasses.replace(frame, persons=persons, is_labeled=is_labeled,
                                           ignore_regions=list(frame.ignore_regions), extra=dict(frame.extra)))
     extra = dict(video.extra)
-    extra["propagation"] = {"method": method, "labeled": list(plan.labeled), **plan.summary.as_dict()}
+    extra["propagation"] = {"method": method, "labeled": list(plan.labeled), "propagated_poses": len(predictions),
+                            **plan.summary.as_dict()}
     return dataclasses.replace(video, frames=frames, extra=extra)
 
 
@@ -183,8 +186,9 @@ class SegmentPropagator:
     `prepare` may set up per-video state (e.g. an optical-flow cache), `finish_gap` may free it. Segments are
     visited gap by gap (all tracks of one pair of labeled frames together) so per-gap state is built once.
 
-    Options shared by all: `one_sided` (see `stdpose.propagation.tracks`), `half_life` (frames; score decay with the
-    distance to the label), `detections` (frame index -> detections; boxes of unlabeled frames are matched to them,
+    Options shared by all: `one_sided` and `extend` (frames filled past a track's first/last label; 0 = bounded by
+    the labels; see `stdpose.propagation.tracks`), `half_life` (frames; score decay with the distance to the
+    label), `detections` (frame index -> detections; boxes of unlabeled frames are matched to them,
     see `boxes_from_detections`), `progress` (tqdm bar over segments).
     """
 
@@ -192,8 +196,10 @@ class SegmentPropagator:
     needs_frames = False
 
     def __init__(self, one_sided: str = "half", half_life: float = 7.0,
-                 detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False) -> None:
+                 detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False,
+                 extend: int = 0) -> None:
         self.one_sided = one_sided
+        self.extend = extend
         self.half_life = float(half_life)
         self.detections = detections
         self.progress = progress
@@ -211,7 +217,7 @@ class SegmentPropagator:
     def propagate(self, video: Video, frames: FrameSource | None, labeled: Sequence[int]) -> Video:
         if self.needs_frames:
             frames = check_frames(video, frames, self.name)
-        plan = segment_plan(video, labeled, self.one_sided)
+        plan = segment_plan(video, labeled, self.one_sided, self.extend, frames=frames)
         for msg in plan.summary.messages:
             log.warning(msg)
         self.prepare(video, frames)

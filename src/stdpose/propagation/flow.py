@@ -163,8 +163,10 @@ class FlowPropagator(SegmentPropagator):
 
     def __init__(self, max_side: int | None = 640, farneback: Mapping[str, Any] | None = None,
                  one_sided: str = "half", half_life: float = 7.0,
-                 detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False) -> None:
-        super().__init__(one_sided=one_sided, half_life=half_life, detections=detections, progress=progress)
+                 detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False,
+                 extend: int = 0) -> None:
+        super().__init__(one_sided=one_sided, half_life=half_life, detections=detections, progress=progress,
+                         extend=extend)
         self.max_side = max_side
         self.farneback = dict(farneback or {})
         FlowCache([], max_side, self.farneback)  # validate the options now, not on the first video

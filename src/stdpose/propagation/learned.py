@@ -137,6 +137,7 @@ class STDPosePropagator:
         refine: str = "dark",
         min_score: float = 1e-3,
         batch_across_gaps: bool = True,
+        extend: int = 0,
     ) -> None:
         import torch
 
@@ -161,6 +162,7 @@ class STDPosePropagator:
         self.progress = progress
         self.reuse_backbone = bool(reuse_backbone)
         self.one_sided = one_sided
+        self.extend = extend  # frames filled past a track's first/last label (stdpose.propagation.tracks)
         self.detections = detections
         self.refine = refine
         self.min_score = float(min_score)
@@ -316,7 +318,7 @@ class STDPosePropagator:
         start_time = time.perf_counter()
         self.last_stats = stats = PropagationStats()
         frames = check_frames(video, frames, self.name)
-        plan = segment_plan(video, labeled, self.one_sided)
+        plan = segment_plan(video, labeled, self.one_sided, self.extend, frames=frames)
         for msg in plan.summary.messages:
             log.warning(msg)
         det_summary = DetectionMatchSummary()

@@ -15,6 +15,12 @@ Protocols (which labels are kept):
   are scored; labeled frames outside the run are neither kept nor scored.
 - "every": the first labeled frame and then every labeled frame at least T frames after the previously kept one
   (`sparse_labeled_indices`); every other labeled frame is scored. On a fully labeled video this is frames 0, T, 2T..
+
+Propagation is bounded by the labels by default (`stdpose.propagation.tracks`), but the protocol scores frames
+before the first / after the last kept label (PoseWarper: up to 3, the frames it fills from its first/last kept
+label). `evaluate_propagators` and `stdpose propagate --interval` therefore extend the tracks exactly as far as
+the farthest scored frame lies outside the kept labels (`scored_reach`), so the scores are those of the unbounded
+rule (tested) while no unscored frame beyond is filled.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from stdpose.data.records import Frame, Video
@@ -50,6 +57,38 @@ def kept_and_scored(labeled: Sequence[int], interval: int, protocol: str = "pose
         pool = labeled
     chosen = set(kept)
     return kept, [i for i in pool if i not in chosen]
+
+
+def protocol_extend(protocol: str, interval: int) -> int:
+    """How far past the first/last kept label the protocol scores frames: PoseWarper's 3 (its first kept label is
+    run position 3; the run's last frame is kept when more than 3 frames after the last kept one), T - 1 for
+    "every" (frames after its last kept label)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return POSEWARPER_OFFSET if protocol == "posewarper" else max(int(interval) - 1, 0)
+
+
+def scored_reach(kept: Sequence[int], scored: Sequence[int]) -> int:
+    """How many frames before the first / after the last kept label the farthest scored frame lies (0 if none)."""
+    if not kept or not scored:
+        return 0
+    first, last = min(kept), max(kept)
+    return max([first - i for i in scored if i < first] + [i - last for i in scored if i > last] + [0])
+
+
+@contextmanager
+def extended(propagator: Any, frames: int) -> Iterator[Any]:
+    """The propagator with its `extend` raised to at least `frames` for the duration (restored after); a
+    propagator without an `extend` option is used as it is."""
+    if not hasattr(propagator, "extend"):
+        yield propagator
+        return
+    old = propagator.extend
+    propagator.extend = max(int(old or 0), int(frames))
+    try:
+        yield propagator
+    finally:
+        propagator.extend = old
 
 
 def _frame_with(frame: Frame, labeled: bool) -> Frame:
@@ -114,7 +153,9 @@ def evaluate_propagators(
             frames = frames_of(video)
         gts.append(gt)
         for name, prop in propagators.items():
-            preds[name].append(prop.propagate(sparse, frames if getattr(prop, "needs_frames", True) else None, kept))
+            with extended(prop, scored_reach(kept, gt.labeled_indices())):
+                preds[name].append(prop.propagate(sparse, frames if getattr(prop, "needs_frames", True) else None,
+                                                  kept))
     if skipped:
         log.warning("%d video(s) skipped: no labeled frame left to score under protocol %s at T=%d",
                     skipped, protocol, interval)

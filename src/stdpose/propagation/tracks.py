@@ -7,15 +7,25 @@ consecutive labeled frames and predicts that person's pose on the unlabeled fram
 
 Rules (also in docs/baselines.md):
 - Interior gap (left, right) = two consecutive labeled frames; a track present in both covers every frame between.
-- Video ends: frames before the first labeled frame form a segment with left = right = first labeled frame; likewise
-  frames after the last labeled frame (left = right = last labeled frame).
+- Bounded by default: a track is filled only between its first and its last label. Frames before a track's first
+  label / after its last one get nothing unless `extend` = N > 0: then at most N frames on that side are filled
+  from that label (an end segment, left = right = the label), with scores falling with the distance. The summary
+  counts the (track, frame) pairs left out on each side. (The sparse-label protocol extends to the farthest
+  frame it scores, at most PoseWarper's 3, `protocol.scored_reach`, so its numbers are those of the unbounded
+  rule it replaced.)
+- Per-track labels: a frame can be labeled for some tracks only (CVAT keyframes are per track). A labeled frame
+  lists the ids of tracks whose pose it does NOT give in `frame.extra[UNLABELED_TRACKS]`; for those tracks the
+  frame is an ordinary frame to fill, and their segments run between the frames where they are known.
 - One-sided track (present in only one of the two labeled frames of a gap, i.e. the person enters or leaves):
   `one_sided="half"` (default) propagates from the side that has it up to the midpoint of the gap (the midpoint frame
   itself included), `"full"` over the whole gap, `"none"` not at all. The person appears or disappears at an unknown
   moment inside the gap; the midpoint halves the worst-case number of wrong frames. Counted in `SegmentSummary`.
-- Persons without a track id get one: matched to an untracked person of the previous labeled frame by box IoU
-  (Hungarian, IoU >= `UNTRACKED_MATCH_IOU`), else a fresh id above every id in the video. A duplicated track id in
-  one frame keeps its first holder; later holders are treated as untracked. Both are counted.
+- Persons without a track id get one: matched to an untracked person of the previous labeled frame by pose
+  similarity after motion compensation (`stdpose.propagation.matching`: OKS of the earlier pose carried to the later
+  frame by optical flow when frames are given, Hungarian on 1 - OKS); a match needs OKS >= `MIN_MATCH_OKS` and a
+  clear margin over the next-best alternative, otherwise the person gets a fresh id above every id in the video
+  and the refusal is reported. Every match is reported with its cost. A duplicated track id in one frame keeps its
+  first holder; later holders are treated as untracked. Both are counted.
 """
 
 from __future__ import annotations
@@ -27,13 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from stdpose.data.records import Box, Person, Video
+from stdpose.data.records import UNLABELED_TRACKS, Box, Person, Video
 from stdpose.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 ONE_SIDED_RULES = ("half", "full", "none")
-UNTRACKED_MATCH_IOU = 0.3  # min box IoU for an untracked person to continue an untracked person of the last label
 DETECTION_MATCH_IOU = 0.3  # min IoU between a detection and a track's interpolated box
 
 
@@ -84,11 +93,19 @@ class SegmentSummary:
     one_sided_right: int = 0
     one_sided_frames_skipped: int = 0  # (track, frame) pairs left without a pose by the one_sided rule
     assigned_track_ids: int = 0  # persons that had no track id
+    matched_untracked: int = 0  # of those, continued from the previous label by pose similarity
+    refused_matches: int = 0  # candidate continuations refused as ambiguous or too dissimilar
+    extend: int = 0  # frames filled past a track's first/last label (0: bounded)
+    left_out_before_first: int = 0  # (track, frame) pairs before a track's first label left without a pose
+    left_out_after_last: int = 0  # (track, frame) pairs after a track's last label left without a pose
+    extended_frames: int = 0  # (track, frame) pairs filled by `extend`
+    matches: list[dict[str, Any]] = field(default_factory=list)  # untracked matches: frames, ids, cost
+    refusals: list[str] = field(default_factory=list)  # why candidate matches were refused
     duplicate_track_ids: int = 0  # persons whose track id was already taken in their frame
     messages: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "messages"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("messages",)}
 
 
 @dataclass
@@ -141,12 +158,16 @@ def _match(cost_iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost_iou[r, c] >= min_iou]
 
 
-def _assign_track_ids(video: Video, labeled: list[int], summary: SegmentSummary) -> dict[int, list[int]]:
+def _assign_track_ids(video: Video, labeled: list[int], summary: SegmentSummary,
+                      frames: Any = None) -> dict[int, list[int]]:
     """Track id of every person of every labeled frame; see the module docstring for the rules."""
+    from stdpose.propagation.matching import match_untracked
+
     existing = [p.track_id for i in labeled for p in video.frames[i].persons if p.track_id is not None]
     next_id = max(existing, default=-1) + 1
     ids: dict[int, list[int]] = {}
-    prev_untracked: list[tuple[int, Box | None]] = []  # (assigned id, box) of the previous label's untracked
+    prev_untracked: list[tuple[int, Person]] = []  # (assigned id, person) of the previous label's untracked
+    prev_frame = -1
     for i in labeled:
         frame = video.frames[i]
         frame_ids: list[int | None] = []
@@ -164,61 +185,80 @@ def _assign_track_ids(video: Video, labeled: list[int], summary: SegmentSummary)
             else:
                 taken.add(tid)
             frame_ids.append(tid)
-        # Untracked persons continue untracked persons of the previous labeled frame when their boxes overlap.
-        boxes = [person_box(frame.persons[k]) for k in untracked]
-        usable_prev = [(n, pb) for n, (_, pb) in enumerate(prev_untracked) if pb is not None]
-        usable_cur = [(n, b) for n, b in enumerate(boxes) if b is not None]
-        iou = _iou_matrix([b for _, b in usable_prev], [b for _, b in usable_cur])
         matched: dict[int, int] = {}
-        for r, c in _match(iou, UNTRACKED_MATCH_IOU):
-            if prev_untracked[usable_prev[r][0]][0] not in taken:
-                matched[usable_cur[c][0]] = prev_untracked[usable_prev[r][0]][0]
-        new_prev: list[tuple[int, Box | None]] = []
+        if untracked and prev_untracked:
+            result = match_untracked([p for _, p in prev_untracked], [frame.persons[k] for k in untracked],
+                                     prev_frame, i, frames)
+            for r, c, cost in result.pairs:
+                tid = prev_untracked[r][0]
+                if tid in taken:
+                    continue
+                matched[c] = tid
+                summary.matches.append({"from_frame": prev_frame, "to_frame": i, "track_id": tid,
+                                        "cost": round(float(cost), 4), "motion": result.motion})
+                summary.messages.append(f"frame {prev_frame} -> {i}: untracked person continued as track {tid} "
+                                        f"(cost 1 - OKS = {cost:.3f}, {result.motion})")
+            for note in result.refused:
+                summary.refused_matches += 1
+                summary.refusals.append(f"frame {prev_frame} -> {i}: {note}")
+                summary.messages.append(summary.refusals[-1])
+        new_prev: list[tuple[int, Person]] = []
         for n, k in enumerate(untracked):
             tid = matched.get(n)
             if tid is None:
                 tid, next_id = next_id, next_id + 1
+            else:
+                summary.matched_untracked += 1
             taken.add(tid)
             frame_ids[k] = tid
-            new_prev.append((tid, boxes[n]))
+            new_prev.append((tid, frame.persons[k]))
             summary.assigned_track_ids += 1
         if untracked:
             summary.messages.append(f"frame {i} ('{frame.file_name}'): {len(untracked)} person(s) without a "
-                                    f"track id; {len(matched)} continued by box overlap, the rest given new ids")
-        prev_untracked = new_prev
+                                    f"track id; {len(matched)} continued by pose similarity, the rest given new ids")
+        prev_untracked, prev_frame = new_prev, i
         ids[i] = [int(t) for t in frame_ids]  # type: ignore[arg-type]
     return ids
 
 
-def segment_plan(video: Video, labeled: Sequence[int], one_sided: str = "half") -> SegmentPlan:
-    """All track segments of `video` given its labeled frame indices, with a summary of unusual cases."""
+def segment_plan(video: Video, labeled: Sequence[int], one_sided: str = "half", extend: int = 0,
+                 frames: Any = None) -> SegmentPlan:
+    """All track segments of `video` given its labeled frame indices, with a summary of unusual cases.
+
+    extend: frames filled past a track's first/last label (0, the default: only between its labels).
+    frames: the video's frames (optional); used only to match persons without track ids by optical flow."""
     if one_sided not in ONE_SIDED_RULES:
         raise ConfigError(f"one_sided must be one of {', '.join(ONE_SIDED_RULES)}, got {one_sided!r}")
+    if isinstance(extend, bool) or not isinstance(extend, int | np.integer) or extend < 0:
+        raise ConfigError(f"extend must be a whole number of frames >= 0, got {extend!r}")
+    extend = int(extend)
     labeled = normalize_labeled(video, labeled)
-    summary = SegmentSummary()
+    summary = SegmentSummary(extend=extend)
     if not labeled:
         summary.messages.append(f"video {video.name}: no labeled frames, nothing to propagate")
         return SegmentPlan([], [], {}, summary)
-    track_ids = _assign_track_ids(video, labeled, summary)
-
-    def persons_of(i: int) -> dict[int, Person]:
-        return dict(zip(track_ids[i], video.frames[i].persons))
+    track_ids = _assign_track_ids(video, labeled, summary, frames)
+    persons = {i: dict(zip(track_ids[i], video.frames[i].persons)) for i in labeled}
+    unknown = {i: {int(t) for t in video.frames[i].extra.get(UNLABELED_TRACKS, ())} for i in labeled}
+    n = video.num_frames
 
     segments: list[TrackSegment] = []
-    first, last = labeled[0], labeled[-1]
-    if first > 0:
-        for tid, p in persons_of(first).items():
-            segments.append(TrackSegment(tid, first, first, p, p, 0, first - 1))
-    for left, right in zip(labeled[:-1], labeled[1:]):
-        if right - left < 2:
-            continue  # adjacent labels: no unlabeled frame between them
-        lp, rp = persons_of(left), persons_of(right)
-        mid = (left + right) / 2
-        for tid in sorted(set(lp) | set(rp)):
-            a, b = lp.get(tid), rp.get(tid)
+    for tid in sorted({t for ids in track_ids.values() for t in ids} | {t for u in unknown.values() for t in u}):
+        known = [i for i in labeled if tid not in unknown[i]]  # labels that say where (or whether) tid is
+        present = [i for i in known if tid in persons[i]]
+        if not present:
+            continue
+        first, last = present[0], present[-1]
+        for left, right in zip(known[:-1], known[1:]):
+            if right - left < 2:
+                continue  # adjacent labels: no frame between them
+            a, b = persons[left].get(tid), persons[right].get(tid)
+            if a is None and b is None:
+                continue
             seg = TrackSegment(tid, left, right, a, b)
             if a is None or b is None:
                 gap = right - left - 1
+                mid = (left + right) / 2
                 if one_sided == "none":
                     seg.first, seg.last = left + 1, left  # empty
                 elif one_sided == "half" and b is None:
@@ -233,9 +273,21 @@ def segment_plan(video: Video, labeled: Sequence[int], one_sided: str = "half") 
                 if one_sided == "none":
                     continue
             segments.append(seg)
-    if last < video.num_frames - 1:
-        for tid, p in persons_of(last).items():
-            segments.append(TrackSegment(tid, last, last, p, p, last + 1, video.num_frames - 1))
+        # before the first / after the last label of the track: `extend` frames at most (bounded by default)
+        if first == known[0] and first > 0:
+            k = min(extend, first)
+            summary.left_out_before_first += first - k
+            summary.extended_frames += k
+            if k:
+                p = persons[first][tid]
+                segments.append(TrackSegment(tid, first, first, p, p, first - k, first - 1))
+        if last == known[-1] and last < n - 1:
+            k = min(extend, n - 1 - last)
+            summary.left_out_after_last += n - 1 - last - k
+            summary.extended_frames += k
+            if k:
+                p = persons[last][tid]
+                segments.append(TrackSegment(tid, last, last, p, p, last + 1, last + k))
 
     summary.segments = len(segments)
     summary.tracks = len({s.track_id for s in segments} | {t for ids in track_ids.values() for t in ids})
@@ -246,12 +298,19 @@ def segment_plan(video: Video, labeled: Sequence[int], one_sided: str = "half") 
             f"video {video.name}: {summary.one_sided_left} track(s) end and {summary.one_sided_right} start between "
             f"two labeled frames (present in one label only); rule one_sided={one_sided!r}, "
             f"{summary.one_sided_frames_skipped} (track, frame) pair(s) left without a pose")
+    if summary.left_out_before_first or summary.left_out_after_last:
+        summary.messages.append(
+            f"video {video.name}: {summary.left_out_before_first} (track, frame) pair(s) before a track's first "
+            f"label and {summary.left_out_after_last} after its last label left without a pose (propagation is "
+            f"bounded by the labels; extend={extend} frame(s) past them"
+            + (f", {summary.extended_frames} pair(s) filled that way)" if extend else ")"))
     return SegmentPlan(segments, labeled, track_ids, summary)
 
 
-def track_segments(video: Video, labeled: Sequence[int], one_sided: str = "half") -> list[TrackSegment]:
+def track_segments(video: Video, labeled: Sequence[int], one_sided: str = "half",
+                   extend: int = 0) -> list[TrackSegment]:
     """Segments of `segment_plan`, logging its summary messages as warnings."""
-    plan = segment_plan(video, labeled, one_sided)
+    plan = segment_plan(video, labeled, one_sided, extend)
     for msg in plan.summary.messages:
         log.warning(msg)
     return plan.segments

@@ -148,10 +148,30 @@ def read_posetrack18(path: str | Path, skipped: Counter | None = None) -> list[V
             raise DataError(where, f"image_id {ann.get('image_id')!r} matches no image")
         frame.persons.append(person_from_pt18(ann, where, layout, frame, counts))
 
+    _infer_is_labeled(data["images"], videos, path, counts)
     warn_degenerate(path, counts)
     for video in videos:
         video.validate()
     return videos
+
+
+def _infer_is_labeled(images: list, videos: list[Video], path: Path, counts: Counter) -> None:
+    """A video none of whose images carries `is_labeled` (a hand-made file): its frames with persons are taken as
+    labeled, as PoseTrack17 files are read; counted in `counts["is_labeled_inferred"]` and logged."""
+    flagged = {str(im.get("vid_id", video_name_from_file(im["file_name"], path.stem)))
+               for im in images if "is_labeled" in im}
+    for video in videos:
+        if video.vid_id in flagged:
+            continue
+        inferred = 0
+        for frame in video.frames:
+            frame.is_labeled = bool(frame.persons)
+            inferred += frame.is_labeled
+        counts["is_labeled_inferred"] += inferred
+        video.extra["is_labeled_inferred"] = inferred
+        if inferred:
+            log.warning("%s: no image of video %s has 'is_labeled'; its %d frame(s) with persons are taken as "
+                        "labeled", path, video.name, inferred)
 
 
 def warn_degenerate(path: Path, counts: Counter) -> None:
@@ -262,13 +282,21 @@ def posetrack18_dict(videos: list[Video]) -> dict:
     """The PoseTrack18 JSON object for one or several videos (what `write_posetrack18` saves)."""
     images, annotations = [], []
     categories = None
+    used = {int(p.extra["id"]) for v in videos for f in v.frames for p in f.persons
+            if int_or_none(p.extra.get("id")) is not None}  # the input's annotation ids stay; new ones avoid them
+    top = max(used, default=0)
     for video in videos:
         categories = categories or video.extra.get("categories")
         for frame in video.frames:
             image = _pt18_image(video, frame)
             images.append(image)
             for k, person in enumerate(frame.persons):
-                annotations.append(pt18_annotation(person, image["id"], int(image["id"]) * 100 + k))
+                ann_id = int(image["id"]) * 100 + k
+                if int_or_none(person.extra.get("id")) is None:
+                    if ann_id in used:
+                        top = ann_id = max(top, max(used)) + 1
+                    used.add(ann_id)
+                annotations.append(pt18_annotation(person, image["id"], ann_id))
     if categories is None or layout_of_categories({"categories": categories}, Path("?")) != "posetrack":
         categories = [POSETRACK18_CATEGORY]
     return {"images": images, "annotations": annotations, "categories": copy.deepcopy(categories)}
