@@ -56,14 +56,15 @@ def load_fixture(path: Path = FIXTURE, video_path: Path = VTEST) -> tuple[Any, A
 
 
 def make_propagator(spec: str) -> Any:
+    """A propagator from "name" or "name:key=value,key=value" (e.g. "auto:flow=dis,use_appearance=0")."""
     from stdpose.propagation.methods import get_propagator
 
-    name, _, flow = spec.partition(":")
-    if flow and name == "auto":
-        if flow == "noapp":
-            return get_propagator("auto", use_appearance=False)
-        return get_propagator("auto", flow=flow)
-    return get_propagator(name)
+    name, _, opts = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        kwargs[key] = value if key == "flow" else (bool(int(value)) if key == "use_appearance" else float(value))
+    return get_propagator(name, **kwargs)
 
 
 def joint_errors(gt: Any, pred: Any, kept: list[int]) -> list[dict[str, Any]]:

@@ -25,9 +25,10 @@ Evaluation (--interval T [--eval]): on a fully labeled file, only the labels of 
 run's last frame when it is more than 3 frames away; --protocol every: frames 0, T, 2T, ...). The dropped labels
 are the ground truth: --eval prints the PoseTrack mAP table (Head ... Ankle, Mean) of the propagated poses.
 
-Methods (--method): stdpose (a trained propagation checkpoint, --checkpoint), flow (Farneback optical flow),
-linear (interpolation between the two labels), nearest (copy of the nearer label). nearest and linear need no
-video unless --overlay is given.
+Methods (--method): stdpose (a trained propagation checkpoint, --checkpoint), auto (optical flow where it is
+reliable, interpolation where it is not; no weights needed), flow (Farneback optical flow), linear (interpolation
+between the two labels), nearest (copy of the nearer label). Default: stdpose with --checkpoint, else auto.
+nearest and linear need no video unless --overlay is given.
 
 examples:
   stdpose propagate --video clip.mp4 --labels clip.json --checkpoint model.ckpt --out clip_full.json
@@ -35,7 +36,7 @@ examples:
   stdpose propagate --video frames/ --labels full.json --method linear --interval 7 --eval --out pred.json
 """
 
-METHODS = ("stdpose", "flow", "linear", "nearest")
+METHODS = ("stdpose", "auto", "flow", "linear", "nearest")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", metavar="L", required=True,
                         help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON or COCO keypoints JSON")
     parser.add_argument("--out", metavar="O", required=True, help="output label file (the input's format)")
-    parser.add_argument("--method", choices=METHODS, default="stdpose",
-                        help="propagation method (default: stdpose, which needs --checkpoint)")
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help="propagation method (default: stdpose when --checkpoint is given, else auto)")
     parser.add_argument("--checkpoint", metavar="C", help="trained propagation checkpoint (`stdpose train`)")
     parser.add_argument("--interval", metavar="T", type=int, default=None,
                         help="keep only the labels of every T-th frame (see --protocol); the dropped labels are "
@@ -152,7 +153,9 @@ def _run(args: argparse.Namespace) -> int:
     from stdpose.propagation.alignment import AlignedFrames, align_labels, reference_size, restore_alignment
     from stdpose.propagation.protocol import sparsify
 
-    needs_frames = args.method in ("stdpose", "flow")
+    if args.method is None:  # the default: the trained model when there is one, else the weight-free auto
+        args.method = "stdpose" if args.checkpoint else "auto"
+    needs_frames = args.method in ("stdpose", "flow", "auto")
     if (needs_frames or args.overlay) and not args.video:
         raise ConfigError(f"--video is required for --method {args.method}" if needs_frames
                           else "--overlay needs --video")

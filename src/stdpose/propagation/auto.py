@@ -11,17 +11,18 @@ combines, per track and per joint, four estimates of the joint on an unlabeled f
 - the one-sided tracks F or B where only one label has the joint (one-sided segments, video ends).
 
 Each direction gets a reliability in [0, 1] from the evidence the flow leaves behind:
-- forward-backward consistency: the per-step forward-backward error summed along the track (FB_SIGMA);
+- forward-backward consistency: the mean per-step forward-backward error along the track so far (FB_SIGMA);
 - closure: how far the track lands from the other label, relative to the person size (CLOSURE_SIGMA);
 - appearance: normalised cross-correlation of the patch at the tracked position with the patch at the label
-  (APPEARANCE_FLOOR: a patch that no longer looks like the joint lowers the weight);
+  (a patch that no longer looks like the joint lowers the weight, down to 0 at no correlation; APPEARANCE_NCC);
 and the nearer label weighs more (weights (r - t) / (r - l) and (t - l) / (r - l)). The flow estimate Phi(t) is the
 reliability-weighted mean of Fc and Bc; the two directions must also agree (AGREE_SIGMA). The result is
 X(t) = a * Phi(t) + (1 - a) * L(t), with a = agreement x the weighted reliability: where tracking is unreliable
 `auto` falls back to interpolation (to the copied label on one-sided segments) instead of drifting.
 
 Per-joint scores: 2 ** (-d / half_life) (d: frames to the nearer label) times 0.4 + 0.6 * evidence, where the
-evidence is high when the flow is reliable and agrees with itself, or when the flow and interpolation agree. The
+evidence is the flow's weight (reliable and self-consistent tracking). Agreement of the flow with interpolation is
+not used as evidence: a flow that lost the joint collapses onto interpolation by the drift correction. The
 calibration of these scores is in docs/propagation.md.
 
 Flow is computed only in a region around each track's boxes (`region_margin`), shared by tracks whose regions
@@ -48,14 +49,18 @@ from stdpose.propagation.common import (
 from stdpose.propagation.point_tracking import FLOW_KINDS, Rect, RegionTracker, region_around
 from stdpose.propagation.tracks import TrackSegment, interpolate_box, segment_crop_box, segment_plan
 
-DEFAULT_FLOW = "lk"  # chosen by measurement on the real hand-labeled set (docs/propagation.md)
+DEFAULT_FLOW = "dis"  # chosen by measurement on the real hand-labeled set (docs/propagation.md)
 REGION_MARGIN = 0.5  # flow region: the track's boxes grown by this x their larger side on each side
 END_MARGIN_PER_FRAME = 0.05  # video-end segments: the region grows by this per frame away from the label (max 2)
-FB_SIGMA = 0.04  # summed forward-backward error (x person size) at which a track's reliability drops to 1/e
-CLOSURE_SIGMA = 0.12  # distance between a track's end and the other label (x person size), same role
-AGREE_SIGMA = 0.08  # disagreement of the two corrected directions (x person size), same role
-APPEARANCE_FLOOR = 0.3  # reliability factor of a track whose patch no longer correlates with the label's patch
-PATCH_FRACTION = 0.1  # appearance patch side as a fraction of the person size (at least 7 px)
+FB_SIGMA = 0.02  # mean per-step forward-backward error (x person size) at which a track's reliability is 1/e
+CLOSURE_SIGMA = 0.5  # distance between a track's end and the other label (x person size), same role
+AGREE_SIGMA = 0.3  # disagreement of the two corrected directions (x person size), same role
+APPEARANCE_NCC = 0.5  # patch correlation with the label's patch at and above which appearance does not lower trust
+PRIOR_HALF_LIFE = 2.0  # frames: reliability of the interpolation prior halves every this many frames from a label
+PRIOR_WEIGHT = 0.3  # weight of the interpolation prior next to a label (a fully reliable flow weighs 1)
+PHOTO_SIGMA = 0.6  # mean per-step photometric residual (patch difference / patch contrast) at which trust is 1/e
+GATE = 0.25  # flow weight below which the flow's share is scaled down further (weak evidence never dominates)
+PATCH_FRACTION = 0.15  # appearance patch side as a fraction of the person size (at least 7 px)
 
 
 @dataclass
@@ -84,7 +89,10 @@ class AutoPropagator(SegmentPropagator):
     name = "auto"
     needs_frames = True
 
-    def __init__(self, flow: str = DEFAULT_FLOW, region_margin: float = REGION_MARGIN, use_appearance: bool = True,
+    def __init__(self, flow: str = DEFAULT_FLOW, region_margin: float = REGION_MARGIN, use_appearance: bool = False,
+                 fb_sigma: float = FB_SIGMA, closure_sigma: float = CLOSURE_SIGMA, agree_sigma: float = AGREE_SIGMA,
+                 prior_half_life: float = PRIOR_HALF_LIFE, prior_weight: float = PRIOR_WEIGHT,
+                 appearance_ncc: float = APPEARANCE_NCC, gate: float = GATE, photo_sigma: float = PHOTO_SIGMA,
                  one_sided: str = "half", half_life: float = 7.0,
                  detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False) -> None:
         super().__init__(one_sided=one_sided, half_life=half_life, detections=detections, progress=progress)
@@ -95,6 +103,12 @@ class AutoPropagator(SegmentPropagator):
         self.flow = flow
         self.region_margin = float(region_margin)
         self.use_appearance = bool(use_appearance)
+        for key, value in (("photo_sigma", photo_sigma), ("gate", gate), ("appearance_ncc", appearance_ncc), ("prior_weight", prior_weight), ("prior_half_life", prior_half_life), ("fb_sigma", fb_sigma), ("closure_sigma", closure_sigma), ("agree_sigma", agree_sigma)):
+            if not value > 0:
+                raise ConfigError(f"{key} must be > 0, got {value}")
+        self.prior_half_life, self.prior_weight = float(prior_half_life), float(prior_weight)
+        self.appearance_ncc, self.gate, self.photo_sigma = float(appearance_ncc), float(gate), float(photo_sigma)
+        self.fb_sigma, self.closure_sigma, self.agree_sigma = float(fb_sigma), float(closure_sigma), float(agree_sigma)
         self._tracker: RegionTracker | None = None
         self._gaps: dict[tuple[int, int], list[TrackSegment]] = {}
         self._tracks: dict[tuple[int, int, str], _Track] = {}  # (track id, left, side) -> track
@@ -189,17 +203,21 @@ class AutoPropagator(SegmentPropagator):
             patch = max(7, int(PATCH_FRACTION * size) | 1)
             ref = [self._patch(start, xy[j], patch) for j in joints] if self.use_appearance else []
             cum = np.zeros(len(rows))
+            photo = np.zeros(len(rows))
             positions: dict[int, np.ndarray] = {}
             reliability: dict[int, np.ndarray] = {}
             for i in frames:
                 pos = np.zeros((len(mask), 2))
                 pos[joints] = result.positions[i][rows]
                 cum = cum + result.fb_error[i][rows]
+                photo = photo + result.photo_error[i][rows]
+                steps = max(abs(i - start), 1)
                 rel = np.zeros(len(mask))
-                r = np.exp(-((cum / (FB_SIGMA * size)) ** 2))
+                r = np.exp(-((cum / steps / (self.fb_sigma * size)) ** 2))  # mean per-step FB error so far
+                r = r * np.exp(-((photo / steps / self.photo_sigma) ** 2))  # mean per-step photometric residual
                 if self.use_appearance and i != start:
                     ncc = np.array([_ncc(ref[k], self._patch(i, pos[j], patch)) for k, j in enumerate(joints)])
-                    r = r * (APPEARANCE_FLOOR + (1 - APPEARANCE_FLOOR) * np.clip(ncc, 0.0, 1.0))
+                    r = r * np.clip(ncc / self.appearance_ncc, 0.0, 1.0)
                 rel[joints] = r
                 positions[i], reliability[i] = pos, rel
             self._tracks[(seg.track_id, seg.left, seg.right, side)] = _Track(positions, reliability)  # type: ignore[index]
@@ -244,7 +262,9 @@ class AutoPropagator(SegmentPropagator):
                 if track is None or not mask.any():
                     continue
                 pos, rel = track.positions[i], track.reliability[i]
-                xy[mask] = rel[mask, None] * pos[mask] + (1 - rel[mask, None]) * lin[mask]
+                prior = self.prior_weight * float(distance_score(dl if track is fwd else dr, self.prior_half_life))
+                alpha = self._share(rel[mask], prior)
+                xy[mask] = alpha[:, None] * pos[mask] + (1 - alpha[:, None]) * lin[mask]
                 evidence[mask] = rel[mask]
             if both.any() and fwd is not None and bwd is not None:
                 xy[both], evidence[both] = self._fuse(fwd, bwd, i, segment, lxy, rxy, lin, size, both)
@@ -253,6 +273,11 @@ class AutoPropagator(SegmentPropagator):
             scores = distance_score(dist, self.half_life) * (0.4 + 0.6 * np.clip(evidence, 0.0, 1.0))
             out[i] = PosePrediction(xy, np.where(predicted, scores, 0.0))
         return out
+
+    def _share(self, flow_weight: np.ndarray, prior: float) -> np.ndarray:
+        """Share of the flow estimate: its weight against the prior's, scaled down below `gate` so that weak flow
+        evidence never dominates, even far from the labels where the prior is weak too."""
+        return flow_weight / (flow_weight + prior + 1e-12) * np.clip(flow_weight / self.gate, 0.0, 1.0)
 
     @staticmethod
     def _prior(segment: TrackSegment, i: int, t: float, lxy: np.ndarray, lmask: np.ndarray, rxy: np.ndarray,
@@ -284,15 +309,16 @@ class AutoPropagator(SegmentPropagator):
         bc = bwd.positions[i] + (1 - t) * (lxy - b_end)
         closure_f = np.linalg.norm(rxy - f_end, axis=1) / size
         closure_b = np.linalg.norm(lxy - b_end, axis=1) / size
-        rel_f = fwd.reliability[i] * np.exp(-((closure_f / CLOSURE_SIGMA) ** 2))
-        rel_b = bwd.reliability[i] * np.exp(-((closure_b / CLOSURE_SIGMA) ** 2))
+        rel_f = fwd.reliability[i] * np.exp(-((closure_f / self.closure_sigma) ** 2))
+        rel_b = bwd.reliability[i] * np.exp(-((closure_b / self.closure_sigma) ** 2))
         wf, wb = (1 - t) * rel_f, t * rel_b
         total = wf + wb
         phi = np.where(total[:, None] > 1e-9, (wf[:, None] * fc + wb[:, None] * bc) / np.maximum(total, 1e-9)[:, None],
                        lin)
-        agree = np.exp(-((np.linalg.norm(fc - bc, axis=1) / size / AGREE_SIGMA) ** 2))
-        alpha = np.clip(agree * total, 0.0, 1.0)
+        agree = np.exp(-((np.linalg.norm(fc - bc, axis=1) / size / self.agree_sigma) ** 2))
+        flow_weight = agree * total
+        prior = self.prior_weight * float(distance_score(min(i - left, right - i), self.prior_half_life))
+        alpha = self._share(flow_weight, prior)
         xy = alpha[:, None] * phi + (1 - alpha[:, None]) * lin
-        near_lin = np.exp(-((np.linalg.norm(phi - lin, axis=1) / size / AGREE_SIGMA) ** 2))
-        evidence = np.maximum(alpha, near_lin)
+        evidence = np.clip(flow_weight, 0.0, 1.0)  # (a lost flow collapses onto L: agreeing with L is no evidence)
         return xy[both], evidence[both]
