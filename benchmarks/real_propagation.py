@@ -13,17 +13,18 @@ Data: tests/fixtures/vtest_dense_hand.json (frames 0-30 of ../shared/data/opencv
 fixture), every other labeled frame is scored. "inside": scored frames between the first and the last kept label;
 "outside": after the last kept label (extrapolation). PCKh: a joint is correct when its distance to the hand label
 is at most thr x head size (poseval's 0.6 x head-box diagonal, `stdpose.eval.matching.head_size`), matched by
-track id. Methods: name[:flow] (e.g. auto:farneback = the auto method with ROI Farneback flow).
+track id. Second real set: tests/fixtures/000001_mpiinew_test_dense_hand.json (PoseTrack18 test clip, fast pan;
+frames 0, 9 and track 1 on 3, 6) at T = 5 and 9. Methods: "name" or "name:key=value,..." (options of the
+propagator, e.g. auto:flow=farneback = the auto method with ROI Farneback flow).
 
-Timing: the whole vtest.avi (795 frames) with labels every 7 frames - plausible poses made once by running `flow`
+Timing: the whole vtest.avi (795 frames) with labels every 7 frames - plausible poses made once by running `auto`
 from the fixture's frame-0 labels over the video (timing only, never scored) - propagated by full-frame `flow` and
-by `auto` in one run; the decode of the frames is shared (frames are read into memory first).
+by `auto` in one run, both reading frames through the same `FrameReader` (decode included in both).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "vtest_dense_hand.json"
 SHARED = Path(os.environ.get("STDPOSE_SHARED_DATA") or REPO.parent / "shared" / "data")  # as tests/conftest.py
 VTEST = SHARED / "opencv_samples" / "vtest.avi"
+POSETRACK_FIXTURE = REPO / "tests" / "fixtures" / "000001_mpiinew_test_dense_hand.json"
+POSETRACK_FRAMES = SHARED / "posetrack18_samples" / "videos" / "000001_mpiinew_test"
+POSETRACK_INTERVALS = (5, 9)  # labeled 0, 3, 6, 9: T=5 keeps 0, 6 (scores 3 inside, 9 outside); T=9 keeps 0, 9
 INTERVALS = (5, 7, 10, 15, 20, 30)
 THRESHOLDS = (0.5, 0.2)
 SCORE_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.01)
@@ -138,35 +142,39 @@ def calibrate(rows: list[dict[str, Any]], thr: float = 0.5) -> list[dict[str, An
     return out
 
 
-def timing(video_path: Path = VTEST, interval: int = 7) -> dict[str, float]:
-    """Seconds of full-frame `flow` and of `auto` on the whole vtest.avi with labels every `interval` frames."""
+def timing_labels(video_path: Path = VTEST) -> Any:
+    """Plausible poses on every frame of vtest.avi (for timing only, never scored): the fixture's three walkers of
+    frame 0 followed over the whole video by `auto` (one tail segment)."""
+    import dataclasses
+
     from stdpose.data.formats import read_annotations
+    from stdpose.data.records import Frame, Video
     from stdpose.data.video import open_frames
+    from stdpose.propagation.methods import get_propagator
+
+    reader = open_frames(video_path)
+    seed = read_annotations(FIXTURE)[0].frames[0]
+    frames = [Frame(i, f"vtest/{i:06d}.jpg", persons=list(seed.persons) if i == 0 else [], is_labeled=i == 0)
+              for i in range(len(reader))]
+    out = get_propagator("auto").propagate(Video("vtest", frames), reader, [0])
+    labeled = [dataclasses.replace(f, is_labeled=True,
+                                   persons=[dataclasses.replace(p, propagated=False) for p in f.persons])
+               for f in out.frames]
+    return dataclasses.replace(out, frames=labeled), reader
+
+
+def timing(video_path: Path = VTEST, interval: int = 7) -> dict[str, float]:
+    """Seconds of full-frame `flow` and of `auto` on the whole vtest.avi with labels every `interval` frames,
+    measured one after the other in this process (frames decoded by the same reader for both)."""
     from stdpose.propagation.methods import get_propagator
     from stdpose.propagation.protocol import sparsify
 
-    reader = open_frames(video_path)
-    frames = [reader[i] for i in range(len(reader))]
-    seed = read_annotations(FIXTURE)[0]
-    import dataclasses
-
-    from stdpose.data.records import Frame, Video
-
-    # plausible labels on every frame: the fixture's frame-0 persons followed by flow over the whole video
-    base = [dataclasses.replace(seed.frames[0], index=i, image_id=i, file_name=f"vtest/{i:06d}.jpg",
-                                persons=list(seed.frames[0].persons) if i == 0 else [], is_labeled=i == 0)
-            for i in range(len(frames))]
-    start = Video(name="vtest", vid_id="vtest", frames=base)
-    full = get_propagator("flow").propagate(start, frames, [0])
-    full_frames = [dataclasses.replace(f, is_labeled=True) for f in full.frames]
-    full_frames = [Frame(**{**f.__dict__, "persons": [dataclasses.replace(p, propagated=False) for p in f.persons]})
-                   for f in full_frames]
-    labeled_video = dataclasses.replace(full, frames=full_frames)
+    labeled_video, reader = timing_labels(video_path)
     sparse, _, kept = sparsify(labeled_video, interval, "every")
-    out: dict[str, float] = {"frames": len(frames), "labeled": len(kept)}
+    out: dict[str, float] = {"frames": len(reader), "labeled": len(kept)}
     for name in ("flow", "auto"):
         t0 = time.perf_counter()
-        get_propagator(name).propagate(sparse, frames, kept)
+        get_propagator(name).propagate(sparse, reader, kept)
         out[name] = time.perf_counter() - t0
     out["ratio"] = out["auto"] / out["flow"]
     return out
@@ -179,7 +187,7 @@ def format_table(res: dict[str, Any], methods: list[str], intervals: tuple[int, 
         for m in methods:
             r = res["table"][f"{T}/{m}"]
 
-            def g(part: str, key: str) -> str:
+            def g(part: str, key: str, r: dict = r) -> str:
                 v = r[part].get(key)
                 return "-" if v is None else f"{v:.1f}"
 
@@ -195,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=["linear", "flow", "auto"])
     ap.add_argument("--intervals", nargs="+", type=int, default=list(INTERVALS))
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--no-posetrack", action="store_true", help="skip the PoseTrack clip (second real set)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
     import cv2
@@ -213,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         for b in res["calibration"][m]:
             share = "-" if b["pckh"] is None else f"{b['pckh']:.1f}"
             print(f"  {b['bin']}: n={b['n']:4d}  PCKh@0.5={share}")
+    if not args.no_posetrack and POSETRACK_FRAMES.exists():
+        pt_video, pt_frames = load_fixture(POSETRACK_FIXTURE, POSETRACK_FRAMES)
+        res["posetrack"] = evaluate(pt_video, pt_frames, args.methods, POSETRACK_INTERVALS)
+        print(f"\nreal propagation: {POSETRACK_FIXTURE.name} (fast pan, track 1 scored on frames 3 and 6 only)")
+        print(format_table(res["posetrack"], args.methods, POSETRACK_INTERVALS))
     if not args.no_timing:
         res["timing"] = timing()
         t = res["timing"]

@@ -12,13 +12,19 @@ combines, per track and per joint, four estimates of the joint on an unlabeled f
 
 Each direction gets a reliability in [0, 1] from the evidence the flow leaves behind:
 - forward-backward consistency: the mean per-step forward-backward error along the track so far (FB_SIGMA);
+- photometric consistency: the mean per-step difference of the patch before and after each step, over the patch's
+  contrast (PHOTO_SIGMA) - the cue that catches a dense flow that is smooth and self-consistent but meaningless;
 - closure: how far the track lands from the other label, relative to the person size (CLOSURE_SIGMA);
-- appearance: normalised cross-correlation of the patch at the tracked position with the patch at the label
-  (a patch that no longer looks like the joint lowers the weight, down to 0 at no correlation; APPEARANCE_NCC);
+- optional (`use_appearance`, off by default: it lowered PCKh on the real set): correlation of the patch at the
+  tracked position with the patch at the label (APPEARANCE_NCC);
 and the nearer label weighs more (weights (r - t) / (r - l) and (t - l) / (r - l)). The flow estimate Phi(t) is the
-reliability-weighted mean of Fc and Bc; the two directions must also agree (AGREE_SIGMA). The result is
-X(t) = a * Phi(t) + (1 - a) * L(t), with a = agreement x the weighted reliability: where tracking is unreliable
-`auto` falls back to interpolation (to the copied label on one-sided segments) instead of drifting.
+reliability-weighted mean of Fc and Bc, and the two directions must agree (AGREE_SIGMA): flow weight
+W = agreement x weighted reliability. The interpolation prior has weight P = PRIOR_WEIGHT x 2 ** (-d / PRIOR_HALF_LIFE)
+(d: frames to the nearer label; interpolation is exact at the labels and loses trust away from them), and
+X(t) = a * Phi(t) + (1 - a) * L(t) with a = W / (W + P). Without flow evidence (W -> 0) `auto` is interpolation,
+not drift. Joints on one label only, and video ends, blend the one track with the prior in the same way; their
+prior is the label moved with the person's interpolated box (a copy of the label at video ends, with the weaker
+END_PRIOR_WEIGHT: a copied label is a poor guess for a walking person).
 
 Per-joint scores: 2 ** (-d / half_life) (d: frames to the nearer label) times 0.4 + 0.6 * evidence, where the
 evidence is the flow's weight (reliable and self-consistent tracking). Agreement of the flow with interpolation is
@@ -58,8 +64,8 @@ AGREE_SIGMA = 0.3  # disagreement of the two corrected directions (x person size
 APPEARANCE_NCC = 0.5  # patch correlation with the label's patch at and above which appearance does not lower trust
 PRIOR_HALF_LIFE = 2.0  # frames: reliability of the interpolation prior halves every this many frames from a label
 PRIOR_WEIGHT = 0.3  # weight of the interpolation prior next to a label (a fully reliable flow weighs 1)
-PHOTO_SIGMA = 0.6  # mean per-step photometric residual (patch difference / patch contrast) at which trust is 1/e
-GATE = 0.25  # flow weight below which the flow's share is scaled down further (weak evidence never dominates)
+PHOTO_SIGMA = 0.4  # mean per-step photometric residual (patch difference / patch contrast) at which trust is 1/e
+END_PRIOR_WEIGHT = 0.1  # the same before the first / after the last label, where the prior is a copied label
 PATCH_FRACTION = 0.15  # appearance patch side as a fraction of the person size (at least 7 px)
 
 
@@ -92,7 +98,8 @@ class AutoPropagator(SegmentPropagator):
     def __init__(self, flow: str = DEFAULT_FLOW, region_margin: float = REGION_MARGIN, use_appearance: bool = False,
                  fb_sigma: float = FB_SIGMA, closure_sigma: float = CLOSURE_SIGMA, agree_sigma: float = AGREE_SIGMA,
                  prior_half_life: float = PRIOR_HALF_LIFE, prior_weight: float = PRIOR_WEIGHT,
-                 appearance_ncc: float = APPEARANCE_NCC, gate: float = GATE, photo_sigma: float = PHOTO_SIGMA,
+                 appearance_ncc: float = APPEARANCE_NCC, photo_sigma: float = PHOTO_SIGMA,
+                 end_prior_weight: float = END_PRIOR_WEIGHT,
                  one_sided: str = "half", half_life: float = 7.0,
                  detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False) -> None:
         super().__init__(one_sided=one_sided, half_life=half_life, detections=detections, progress=progress)
@@ -103,11 +110,15 @@ class AutoPropagator(SegmentPropagator):
         self.flow = flow
         self.region_margin = float(region_margin)
         self.use_appearance = bool(use_appearance)
-        for key, value in (("photo_sigma", photo_sigma), ("gate", gate), ("appearance_ncc", appearance_ncc), ("prior_weight", prior_weight), ("prior_half_life", prior_half_life), ("fb_sigma", fb_sigma), ("closure_sigma", closure_sigma), ("agree_sigma", agree_sigma)):
+        positive = {"end_prior_weight": end_prior_weight, "photo_sigma": photo_sigma, "appearance_ncc": appearance_ncc,
+                    "prior_weight": prior_weight, "prior_half_life": prior_half_life, "fb_sigma": fb_sigma,
+                    "closure_sigma": closure_sigma, "agree_sigma": agree_sigma}
+        for key, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"{key} must be > 0, got {value}")
         self.prior_half_life, self.prior_weight = float(prior_half_life), float(prior_weight)
-        self.appearance_ncc, self.gate, self.photo_sigma = float(appearance_ncc), float(gate), float(photo_sigma)
+        self.end_prior_weight = float(end_prior_weight)
+        self.appearance_ncc, self.photo_sigma = float(appearance_ncc), float(photo_sigma)
         self.fb_sigma, self.closure_sigma, self.agree_sigma = float(fb_sigma), float(closure_sigma), float(agree_sigma)
         self._tracker: RegionTracker | None = None
         self._gaps: dict[tuple[int, int], list[TrackSegment]] = {}
@@ -174,7 +185,7 @@ class AutoPropagator(SegmentPropagator):
         by_start: dict[tuple[int, int], list[tuple[int, list]]] = {}
         for (start, stop), items in jobs.items():
             by_start.setdefault((start, int(np.sign(stop - start))), []).append((stop, items))
-        for (start, direction), groups in by_start.items():
+        for (start, _direction), groups in by_start.items():
             stop = max((s for s, _ in groups), key=lambda s: abs(s - start))
             items = [it for _, its in groups for it in its]
             size = self._tracker.size(start)
@@ -262,7 +273,8 @@ class AutoPropagator(SegmentPropagator):
                 if track is None or not mask.any():
                     continue
                 pos, rel = track.positions[i], track.reliability[i]
-                prior = self.prior_weight * float(distance_score(dl if track is fwd else dr, self.prior_half_life))
+                weight = self.end_prior_weight if end else self.prior_weight
+                prior = weight * float(distance_score(dl if track is fwd else dr, self.prior_half_life))
                 alpha = self._share(rel[mask], prior)
                 xy[mask] = alpha[:, None] * pos[mask] + (1 - alpha[:, None]) * lin[mask]
                 evidence[mask] = rel[mask]
@@ -274,10 +286,10 @@ class AutoPropagator(SegmentPropagator):
             out[i] = PosePrediction(xy, np.where(predicted, scores, 0.0))
         return out
 
-    def _share(self, flow_weight: np.ndarray, prior: float) -> np.ndarray:
-        """Share of the flow estimate: its weight against the prior's, scaled down below `gate` so that weak flow
-        evidence never dominates, even far from the labels where the prior is weak too."""
-        return flow_weight / (flow_weight + prior + 1e-12) * np.clip(flow_weight / self.gate, 0.0, 1.0)
+    @staticmethod
+    def _share(flow_weight: np.ndarray, prior: float) -> np.ndarray:
+        """Share of the flow estimate: its weight against the prior's (0 without flow evidence)."""
+        return flow_weight / (flow_weight + prior + 1e-12)
 
     @staticmethod
     def _prior(segment: TrackSegment, i: int, t: float, lxy: np.ndarray, lmask: np.ndarray, rxy: np.ndarray,
