@@ -21,7 +21,7 @@ from typing import Any
 from stdpose.data.records import Video
 from stdpose.errors import ConfigError, DataError
 
-FRAME_METHODS = ("stdpose", "flow")  # methods that need the video frames
+FRAME_METHODS = ("stdpose", "flow", "auto")  # methods that need the video frames
 
 
 @dataclass
@@ -240,7 +240,7 @@ def propagate(video: Any, labels: str | Path | Video, method: str = "stdpose",
               checkpoint: str | Path | None = None, interval: int | None = None, **options: Any) -> Video:
     """Propagate the labels of `labels` to the frames of `video`; returns a new Video in the label file's frames.
 
-    method: "stdpose" (needs `checkpoint`), "flow", "linear", "nearest" (or any method
+    method: "stdpose" (needs `checkpoint`), "auto", "flow", "linear", "nearest" (or any method
     `stdpose.propagation.methods.get_propagator` knows). interval: keep only every T-th label (the sparse-label
     protocol; `options["protocol"]`) to measure a method. Other options: extend (frames past a track's first/last
     label, default 0), one_sided, detections, node_map (CVAT skeletons), video_name, device, batch_size.

@@ -34,9 +34,10 @@ as far as the farthest scored frame (at most 3 for posewarper). The dropped labe
 first that they can be scored, then prints the PoseTrack mAP table (Head ... Ankle, Mean); files without head
 boxes use the head-size fallback of docs/evaluation.md, named in the table's title.
 
-Methods (--method): stdpose (a trained propagation checkpoint, --checkpoint), flow (Farneback optical flow),
-linear (interpolation between the two labels), nearest (copy of the nearer label). nearest and linear need no
-video unless --overlay is given.
+Methods (--method): stdpose (a trained propagation checkpoint, --checkpoint), auto (optical flow where it is
+reliable, interpolation where it is not; no weights needed), flow (Farneback optical flow), linear (interpolation
+between the two labels), nearest (copy of the nearer label). Default: stdpose with --checkpoint, else auto.
+nearest and linear need no video unless --overlay is given.
 
 examples:
   stdpose propagate --video clip.mp4 --labels clip.json --checkpoint model.ckpt --out clip_full.json
@@ -45,7 +46,7 @@ examples:
   stdpose propagate --video frames/ --labels full.json --method linear --interval 7 --eval --out pred.json
 """
 
-METHODS = ("stdpose", "flow", "linear", "nearest")
+METHODS = ("stdpose", "auto", "flow", "linear", "nearest")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON, COCO keypoints JSON (CVAT's COCO "
                         "export too) or CVAT for video 1.1 XML")
     parser.add_argument("--out", metavar="O", required=True, help="output label file (the input's format)")
-    parser.add_argument("--method", choices=METHODS, default="stdpose",
-                        help="propagation method (default: stdpose, which needs --checkpoint)")
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help="propagation method (default: stdpose when --checkpoint is given, else auto)")
     parser.add_argument("--checkpoint", metavar="C", help="trained propagation checkpoint (`stdpose train`)")
     parser.add_argument("--interval", metavar="T", type=int, default=None,
                         help="keep only the labels of every T-th frame (see --protocol); the dropped labels are "
@@ -124,7 +125,9 @@ def _run(args: argparse.Namespace) -> int:
     check_outputs({"--out": args.out, "--overlay": args.overlay},
                   {"--labels": args.labels, "--video": args.video, "--detections": args.detections,
                    "--checkpoint": args.checkpoint})
-    needs_frames = args.method in ("stdpose", "flow")
+    if args.method is None:  # the default: the trained model when there is one, else the weight-free auto
+        args.method = "stdpose" if args.checkpoint else "auto"
+    needs_frames = args.method in ("stdpose", "flow", "auto")
     if (needs_frames or args.overlay) and not args.video:
         raise ConfigError(f"--video is required for --method {args.method}" if needs_frames
                           else "--overlay needs --video")

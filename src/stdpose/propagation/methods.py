@@ -1,4 +1,4 @@
-"""Non-learned propagation baselines (nearest label, linear interpolation, Farneback optical flow) and the
+"""Non-learned propagation methods (nearest label, linear interpolation, Farneback optical flow, `auto`) and the
 `Propagator` interface every propagation method implements (the learned STDPose propagator included).
 
     from stdpose.propagation.methods import get_propagator
@@ -20,19 +20,23 @@ from stdpose.propagation.common import (
 )
 
 BASELINES = ("nearest", "linear", "flow")
+METHODS = (*BASELINES, "auto")  # auto: reliability-weighted flow + interpolation (stdpose.propagation.auto)
 
 
 def get_propagator(name: str, **kwargs: Any) -> Propagator:
-    """A baseline propagator by name ("nearest", "linear", "flow"); keyword options go to its constructor
-    (see `SegmentPropagator`, and `FlowPropagator` for max_side / farneback)."""
+    """A weight-free propagator by name ("nearest", "linear", "flow", "auto"); keyword options go to its
+    constructor (see `SegmentPropagator`, `FlowPropagator` for max_side / farneback, `AutoPropagator` for flow /
+    region_margin / use_appearance)."""
     if name == "nearest":
         from stdpose.propagation.nearest import NearestPropagator as cls
     elif name == "linear":
         from stdpose.propagation.linear import LinearPropagator as cls
     elif name == "flow":
         from stdpose.propagation.flow import FlowPropagator as cls
+    elif name == "auto":
+        from stdpose.propagation.auto import AutoPropagator as cls
     else:
-        raise ConfigError(f"unknown propagation method {name!r}; baselines: {', '.join(BASELINES)}")
+        raise ConfigError(f"unknown propagation method {name!r}; weight-free methods: {', '.join(METHODS)}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -41,6 +45,7 @@ def get_propagator(name: str, **kwargs: Any) -> Propagator:
 
 __all__ = [
     "BASELINES",
+    "METHODS",
     "FrameSource",
     "PosePrediction",
     "Propagator",
