@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("STDPOSE_SHARED_DATA", REPO.parent / "shared" / "data"))  # env: worktrees elsewhere
 
 
 def shared_data(*parts: str) -> Path:

@@ -67,6 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true",
                         help="also print the library's log messages (the notes below the summary say the same)")
+    review = parser.add_argument_group("review (docs/propagation.md, 'Scores and review')")
+    review.add_argument("--review-below", metavar="S", type=float, default=None,
+                        help="flag propagated joints scored below S (0..1) for review: every propagated person gets "
+                        "\"review\" (bool) and \"review_joints\" (slot indices) in the output; the overlay fades "
+                        "joints below S and rings them red")
+    review.add_argument("--review-sheet", metavar="FILE",
+                        help="write a review sheet of the flagged poses with crops: .html (a page listing every "
+                        "flagged frame) or .jpg/.png (a contact sheet); with a folder of labels: a folder of one "
+                        ".jpg per video. Needs --review-below and --video")
+    data = parser.add_argument_group("data sets (--labels FOLDER)")
+    data.add_argument("--workers", metavar="N", type=int, default=1,
+                      help="with a folder of label files: propagate N videos at a time in N processes (default 1)")
+    data.add_argument("--gt-out", metavar="DIR",
+                      help="with --interval: write the labels --interval dropped (one file per video) to DIR, so "
+                      "`stdpose evaluate --gt DIR --pred OUT` scores exactly the propagated frames")
 
 
 def _pick_video(videos: list, name: str | None, path: str):
@@ -100,15 +115,9 @@ def _detections_by_frame(path: str, video, notes: list[str]) -> dict[int, list]:
 
 
 def _write(video, path: str) -> None:
-    from stdpose.data.formats import write_coco_keypoints, write_posetrack17, write_posetrack18
+    from stdpose.propagation.dataset_mode import write_like_input
 
-    fmt = video.extra.get("format")
-    if fmt == "coco":
-        write_coco_keypoints(video, path, layout=video.extra.get("layout", "coco"))
-    elif fmt == "posetrack17":
-        write_posetrack17(video, path)
-    else:
-        write_posetrack18(video, path)
+    write_like_input(video, path)
 
 
 def _build_propagator(args: argparse.Namespace, detections):
@@ -146,6 +155,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if Path(args.labels).is_dir():  # data-set mode: every video of a folder of label files
+        from stdpose.propagation.dataset_mode import run_command
+
+        return run_command(args)
     from stdpose.data.formats import read_annotations
     from stdpose.data.video import ImageListReader, open_frames
     from stdpose.errors import ConfigError, DataError
@@ -166,6 +181,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.method == "stdpose" and not args.checkpoint:
         raise ConfigError("--method stdpose needs --checkpoint (a trained propagation model); or choose "
                           "--method flow|linear|nearest")
+    if args.review_below is not None:
+        from stdpose.propagation.review import check_threshold
+
+        check_threshold(args.review_below)
+    if args.review_sheet and (args.review_below is None or not args.video):
+        raise ConfigError("--review-sheet needs --review-below S (which poses to list) and --video (the crops)")
+    if args.gt_out and args.interval is None:
+        raise ConfigError("--gt-out needs --interval T: the labels it drops are the ground truth it writes")
+    if args.workers != 1:
+        raise ConfigError("--workers is for a folder of label files (--labels FOLDER)")
 
     video = _pick_video(read_annotations(args.labels), args.video_name, args.labels)
     notes: list[str] = []
@@ -200,8 +225,15 @@ def _run(args: argparse.Namespace) -> int:
     propagator = _build_propagator(args, detections)
 
     out = propagator.propagate(source, frames, labeled)
+    review = None
+    if args.review_below is not None:
+        from stdpose.propagation.review import mark_for_review
+
+        review = mark_for_review(out, args.review_below)
     result = restore_alignment(out, alignment) if alignment is not None else out
     _write(result, args.out)
+    if args.gt_out:
+        _write(gt, str(Path(args.gt_out) / Path(args.out).name))
 
     summary = getattr(propagator, "last_summary", {}) or out.extra.get("propagation", {})
     unlabeled = [f for f in out.frames if not f.is_labeled]
@@ -228,6 +260,13 @@ def _run(args: argparse.Namespace) -> int:
         notes.append(f"{len(alignment.missing)} frame(s) of the labels are not in the video: written unchanged")
     for note in notes:
         print(f"  note: {note}")
+    if review is not None:
+        print(f"  {review.line()}")
+    if args.review_sheet:
+        from stdpose.review_sheet import write_review_sheet
+
+        sheet = write_review_sheet(out, frames, args.review_sheet, threshold=args.review_below)
+        print(f"  review sheet: {sheet.path} ({sheet.shown} of {len(sheet.items)} run(s) shown)")
     if stats:
         print(f"  backbone passes: {stats['backbone_images']} person crops for {stats['key_frames']} propagated "
               f"pose(s) in {stats['seconds']:.1f} s")
@@ -241,8 +280,10 @@ def _run(args: argparse.Namespace) -> int:
         for note in res.notes:
             print(f"  eval note: {note}")
     if args.overlay:
-        from stdpose.viz import write_overlay_video
+        from stdpose.viz import DEFAULT_DIM_BELOW, encode_overlay_video
 
-        written = write_overlay_video(out, frames, args.overlay, progress=not args.no_progress)
-        print(f"overlay video: {written}")
+        dim = args.review_below if args.review_below is not None else DEFAULT_DIM_BELOW
+        written = encode_overlay_video(out, frames, args.overlay, progress=not args.no_progress, dim_below=dim)
+        print(f"overlay video: {written.path} ({written.codec_name}, {written.frames} frames"
+              + (f", upscaled x{written.upscale}" if written.upscale > 1 else "") + ")")
     return 0
