@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from stdpose.data.records import Video
-from stdpose.errors import ConfigError, DataError
+from stdpose.errors import ConfigError, DataError, StdposeError
 
 log = logging.getLogger(__name__)
 
@@ -336,13 +336,21 @@ def run_dataset(jobs: Sequence[VideoJob], options: DatasetOptions, workers: int 
         dist.init_process_group(backend=backend)
     try:
         mine = shard(jobs, info.rank, info.world_size)
-        local = run_jobs(mine, replace(options, device=device), workers, progress and info.rank == 0,
-                         desc=f"videos (rank 0 of {info.world_size})")
+        error: str | None = None
+        try:
+            local = run_jobs(mine, replace(options, device=device), workers, progress and info.rank == 0,
+                             desc=f"videos (rank 0 of {info.world_size})")
+        except StdposeError as exc:  # tell the other ranks instead of leaving them waiting in the gather
+            local, error = [], str(exc)
         gathered: list[Any] = [None] * info.world_size
-        dist.all_gather_object(gathered, [(str(j.out_file), r) for j, r in zip(mine, local)])
+        dist.all_gather_object(gathered, (error, [(str(j.out_file), r) for j, r in zip(mine, local)]))
     finally:
         if owned:
             dist.destroy_process_group()
+    errors = [(r, e) for r, (e, _) in enumerate(gathered) if e]
+    if errors:
+        raise DataError(None, f"rank {errors[0][0]}: {errors[0][1]}")
+    gathered = [part for _, part in gathered]
     by_file = {f: r for part in gathered for f, r in part}
     return [by_file[str(j.out_file)] for j in jobs], info
 
