@@ -127,17 +127,17 @@ def _draw_skeleton(img: np.ndarray, person: Person, color: Color | None, draw_sc
             cv2.line(img, _pt(p0), _pt(p1), c, thick, cv2.LINE_AA)
     flagged = set(person.extra.get("review_joints") or []) if person.propagated else set()
     for j in np.flatnonzero(vis):
+        centre = _pt(kps[j])
+        if int(j) in flagged and not want_faded:  # the review ring stays solid, also around a faded joint
+            cv2.circle(img, centre, radius + thick + 1, REVIEW_COLOR, max(1, round(thick / 2)), cv2.LINE_AA)
         if bool(faded[j]) != want_faded:
             continue
         c = color or _side_color(_side(j))
-        centre = _pt(kps[j])
         if person.propagated:  # hollow ring
             cv2.circle(img, centre, radius, c, max(1, round(thick * 0.75)), cv2.LINE_AA)
         else:  # filled dot with a dark rim
             cv2.circle(img, centre, radius, c, -1, cv2.LINE_AA)
             cv2.circle(img, centre, radius, (0, 0, 0), 1, cv2.LINE_AA)
-        if int(j) in flagged:
-            cv2.circle(img, centre, radius + thick + 1, REVIEW_COLOR, 1, cv2.LINE_AA)
         if draw_scores and person.scores is not None:
             cv2.putText(img, f"{person.scores[j]:.2f}", (centre[0] + radius + 1, centre[1] - radius),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.3 * _scale(img), c, 1, cv2.LINE_AA)

@@ -1,0 +1,156 @@
+"""Data-set mode of `stdpose propagate` (--labels FOLDER): parallel and distributed runs write the same files as one
+process; --gt-out + `stdpose evaluate` gives the protocol's own score; frames are decoded once per video."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from conftest_engine import tiny_synthetic_dir
+
+from stdpose.cli import main
+from stdpose.data.formats import read_annotations
+from stdpose.data.video import ImageListReader, VideoFrames
+from stdpose.propagation.dataset_mode import DatasetOptions, VideoJob, plan_jobs, propagate_job, shard
+from stdpose.propagation.flow import FlowPropagator
+from stdpose.propagation.protocol import evaluate_propagators
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    return tiny_synthetic_dir(tmp_path_factory)
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main(["propagate", "--no-progress", *[str(a) for a in argv]])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def sequential(tiny_dir, tmp_path_factory):
+    """One-process flow run over the tiny train split at T=7: (out dir, gt dir, printed text)."""
+    base = tmp_path_factory.mktemp("seq")
+    argv = ["propagate", "--no-progress", "--labels", str(tiny_dir / "annotations" / "train"), "--video",
+            str(tiny_dir), "--method", "flow", "--interval", "7", "--review-below", "0.5",
+            "--out", str(base / "out"), "--gt-out", str(base / "gt")]
+    assert main(argv) == 0
+    return base / "out", base / "gt"
+
+
+def test_one_output_file_per_video_and_the_dropped_labels(tiny_dir, sequential):
+    out, gt = sequential
+    labels = sorted(p.name for p in (tiny_dir / "annotations" / "train").glob("*.json"))
+    assert sorted(p.name for p in out.iterdir()) == labels == sorted(p.name for p in gt.iterdir())
+    for name in labels:
+        source = read_annotations(tiny_dir / "annotations" / "train" / name)[0]
+        pred, truth = read_annotations(out / name)[0], read_annotations(gt / name)[0]
+        assert pred.num_frames == truth.num_frames == source.num_frames
+        # gt holds exactly the frames that were propagated (labeled in the source, not kept)
+        kept = set(pred.labeled_indices())
+        assert set(truth.labeled_indices()) == set(source.labeled_indices()) - kept
+        assert all(p.propagated for i in truth.labeled_indices() for p in pred.frames[i].persons)
+        assert any(p.extra.get("review") for f in pred.frames for p in f.persons)
+
+
+def test_gt_out_and_evaluate_give_the_protocols_own_score(tiny_dir, sequential, tmp_path, capsys):
+    out, gt = sequential
+    assert main(["evaluate", "--gt", str(gt), "--pred", str(out), "--json", str(tmp_path / "m.json")]) == 0
+    capsys.readouterr()
+    tool = json.loads((tmp_path / "m.json").read_text())
+    videos = read_annotations(tiny_dir / "annotations" / "train")
+    own = evaluate_propagators(videos, lambda v: VideoFrames(v, tiny_dir), {"flow": FlowPropagator()}, 7)["flow"]
+    assert own.num_images == tool["num_images"] > 0
+    for group, value in own.groups.items():
+        assert tool["groups"][group] == pytest.approx(value, abs=1e-9), group
+
+
+def test_workers_write_the_same_files_as_one_process(tiny_dir, sequential, tmp_path, capsys):
+    rc, text, err = _run(capsys, "--labels", tiny_dir / "annotations" / "train", "--video", tiny_dir, "--method",
+                         "flow", "--interval", "7", "--review-below", "0.5", "--workers", "2",
+                         "--out", tmp_path / "out", "--gt-out", tmp_path / "gt")
+    assert rc == 0, err
+    assert "4 video(s)" in text and "2 worker(s)" in text
+    assert _files(tmp_path / "out") == _files(sequential[0])
+    assert _files(tmp_path / "gt") == _files(sequential[1])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_under_torchrun_write_the_same_files_as_one_process(tiny_dir, sequential, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "PYTHONWARNINGS": "ignore"}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_NTASKS", "SLURM_PROCID"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(_free_port()), "-m", "stdpose.cli", "propagate", "--no-progress", "--labels",
+           str(tiny_dir / "annotations" / "train"), "--video", str(tiny_dir), "--method", "flow", "--interval", "7",
+           "--review-below", "0.5", "--out", str(tmp_path / "out"), "--gt-out", str(tmp_path / "gt")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("4 video(s)") == 1 and "on 2 ranks" in proc.stdout  # rank 0 prints the summary
+    assert _files(tmp_path / "out") == _files(sequential[0])
+    assert _files(tmp_path / "gt") == _files(sequential[1])
+
+
+def test_shards_cover_every_video_once_and_balance_frames(tiny_dir, tmp_path):
+    jobs = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", None)
+    for world in (1, 2, 3, 5):
+        parts = [shard(jobs, r, world) for r in range(world)]
+        names = [j.video.name for part in parts for j in part]
+        assert sorted(names) == sorted(j.video.name for j in jobs)
+        loads = [sum(j.weight for j in part) for part in parts]
+        assert max(loads) - min(loads) <= max(j.weight for j in jobs)
+
+
+def test_frames_are_decoded_once_per_video(tiny_dir, tmp_path, monkeypatch):
+    decoded: list[tuple[str, int]] = []
+    original = ImageListReader._decode
+
+    def counting(self, index):
+        decoded.append((str(self.path), index))
+        return original(self, index)
+
+    monkeypatch.setattr(ImageListReader, "_decode", counting)
+    job = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", tiny_dir)[0]
+    result = propagate_job(job, DatasetOptions(method="flow", interval=7), FlowPropagator())
+    assert result.frames == job.video.num_frames and result.propagated_poses > 0
+    assert len(decoded) == len(set(decoded)) and len(decoded) <= job.video.num_frames
+
+
+def test_bad_data_set_input_is_a_one_line_error(tiny_dir, tmp_path, capsys):
+    labels = tiny_dir / "annotations" / "train"
+    cases = [
+        (["--out", tmp_path / "x.json"], "--out must be a folder"),
+        (["--out", tmp_path / "o", "--gt-out", tmp_path / "g"], "--gt-out needs --interval"),
+        (["--out", tmp_path / "o", "--overlay", tmp_path / "o.mp4"], "--overlay is for one video"),
+        (["--out", labels, "--interval", "7"], "the labels folder"),
+        (["--out", tmp_path / "o", "--workers", "0"], "--workers must be at least 1"),
+    ]
+    for extra, message in cases:
+        rc, _, err = _run(capsys, "--labels", labels, "--method", "linear", *extra)
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (extra, err)
+    empty = tmp_path / "nowhere"
+    empty.mkdir()
+    rc, _, err = _run(capsys, "--labels", labels, "--video", empty, "--method", "flow", "--out", tmp_path / "o")
+    assert rc == 2 and "no frames of video" in err
+    assert not (tmp_path / "o").exists()  # nothing written when the plan fails
+
+
+def test_video_job_weight_counts_frames(tiny_dir, tmp_path):
+    job = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", tiny_dir)[0]
+    assert isinstance(job, VideoJob) and job.weight == job.video.num_frames
+    assert job.frames == tiny_dir / Path(job.video.frames[0].file_name).parent
