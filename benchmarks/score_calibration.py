@@ -17,8 +17,8 @@ fixture's head boxes follow). Ears are never labeled and not counted.
 from __future__ import annotations
 
 import argparse
-import os
 import copy
+import os
 import sys
 import time
 from pathlib import Path

@@ -341,7 +341,9 @@ class STDPosePropagator:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=stats.segments, desc=f"{self.name} {video.name}", unit="seg", leave=False)
+            # counts frames, not segments: the ETA holds when one long segment dominates
+            bar = tqdm(total=sum(len(j.segment.frames) for js in gaps.values() for j in js),
+                       desc=f"{self.name} {video.name}", unit="frame", leave=False)
         try:
             with torch.inference_mode():
                 for jobs in gaps.values():
@@ -350,7 +352,7 @@ class STDPosePropagator:
                     else:
                         self._run_naive(jobs, frames, boxes, predictions)
                     if bar is not None:
-                        bar.update(len(jobs))
+                        bar.update(sum(len(j.segment.frames) for j in jobs))
         finally:
             if bar is not None:
                 bar.close()
