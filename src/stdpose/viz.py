@@ -60,8 +60,8 @@ def _edge_color(a: int, b: int) -> Color:
 
 
 def _scale(image: np.ndarray) -> float:
-    """Text scale: 1.0 for a 640-pixel-wide frame, never below 0.8 (smaller text is not readable)."""
-    return max(0.8, max(image.shape[:2]) / 640.0)
+    """Text scale: 1.0 for a 640-pixel-wide frame, never below 1.0 (smaller text is not readable)."""
+    return max(1.0, max(image.shape[:2]) / 640.0)
 
 
 def person_size(person: Person) -> float | None:
@@ -198,7 +198,7 @@ class _TagLayout:
 def _tag_size(text: str, scale: float) -> tuple[int, int, int]:
     import cv2
 
-    fs, th = 0.42 * scale, max(1, round(scale))
+    fs, th = 0.45 * scale, max(1, round(scale))
     (tw, tht), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, th)
     return tw + 4, tht + base + 4, base
 
@@ -206,7 +206,7 @@ def _tag_size(text: str, scale: float) -> tuple[int, int, int]:
 def _draw_tag(img: np.ndarray, text: str, rect: tuple[int, int, int, int], color: Color, scale: float) -> None:
     import cv2
 
-    fs, th = 0.42 * scale, max(1, round(scale))
+    fs, th = 0.45 * scale, max(1, round(scale))
     _, _, base = _tag_size(text, scale)
     x0, y0, x1, y1 = rect
     cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (0, 0, 0), -1)
