@@ -7,8 +7,9 @@ Data (../shared/data): `vtest_hand/vtest_keyframes_pt18.json` (frames 0, 7, 14, 
 (frames 10, 17) and the project fixture `tests/fixtures/vtest_hand.json` (frame 9, labeled separately) on
 `opencv_samples/vtest.avi`. Setups (labels given -> frames scored): {0,7,14,21} -> 9,10,17; {0,14,21} -> 7,9,10;
 {0,7,21} -> 10,14,17; {0,21} -> 7,9,10,14,17: gaps of 7, 14 and 21 frames, so the scores spread.
-Correct = matched to a hand-labeled person and within half the head size (poseval's rule, `match_image`); the
-vtest labels have no head boxes, so the head box is a square of side 1.2 x |head_top - head_bottom| (the rule the
+Correct = within half the head size of the hand label of the same track (PCKh@0.5, poseval's threshold; the
+labels' track ids agree across the three files, so persons are paired by track id); the vtest labels have no head
+boxes, so the head box is a square of side 1.2 x |head_top - head_bottom| (the rule the
 fixture's head boxes follow). Ears are never labeled and not counted.
 
     PYTHONPATH=src python benchmarks/score_calibration.py [--out benchmarks/results]
@@ -29,7 +30,8 @@ from stdpose.atomic import atomic_write_json, atomic_write_text
 from stdpose.data.formats import read_annotations
 from stdpose.data.records import Frame, Video
 from stdpose.data.video import open_frames
-from stdpose.eval.matching import head_size, match_image
+from stdpose.eval.matching import head_size
+from stdpose.eval.posetrack_map import DIST_THRESH
 from stdpose.propagation.methods import get_propagator
 from stdpose.skeleton import EVALUATED_SLOTS, SLOT
 
@@ -73,22 +75,22 @@ def sparse_video(labels: dict[int, list], given: tuple[int, ...], n: int = 22) -
 
 
 def scored_joints(pred_frame: Frame, gt_persons: list) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, correct) of the evaluated joints of the propagated persons on one frame."""
-    slots = list(EVALUATED_SLOTS)
-    gt = [p for p in gt_persons if p.bbox_head is not None]
-    pr = [p for p in pred_frame.persons if p.propagated]
-    if not pr:
+    """(scores, correct) of the evaluated joints of the propagated persons on one frame that have a hand label of
+    the same track on that frame (a person the labeler skipped, e.g. hidden, cannot be judged)."""
+    slots = np.asarray(EVALUATED_SLOTS)
+    gt_by_track = {p.track_id: p for p in gt_persons if p.bbox_head is not None}
+    scores, correct = [], []
+    for p in pred_frame.persons:
+        g = gt_by_track.get(p.track_id)
+        if not p.propagated or g is None:
+            continue
+        both = p.annotated[slots] & g.annotated[slots]
+        dist = np.linalg.norm(p.keypoints[slots, :2] - g.keypoints[slots, :2], axis=1)
+        scores.append(p.scores[slots][both])
+        correct.append(dist[both] <= DIST_THRESH * head_size(g.bbox_head))
+    if not scores:
         return np.zeros(0), np.zeros(0, bool)
-    gt_xy = np.array([p.keypoints[slots, :2] for p in gt]).reshape(len(gt), len(slots), 2)
-    gt_has = np.array([p.keypoints[slots, 2] > 0 for p in gt]).reshape(len(gt), len(slots))
-    heads = np.array([head_size(p.bbox_head) for p in gt])
-    pr_xy = np.array([p.keypoints[slots, :2] for p in pr])
-    pr_has = np.array([p.keypoints[slots, 2] > 0 for p in pr])
-    tp = match_image(gt_xy, gt_has, heads, pr_xy, pr_has)  # (P, J)
-    scores = np.array([p.scores[slots] for p in pr])
-    # count only joints the ground truth has (a predicted joint with no labeled counterpart cannot be judged)
-    judged = pr_has & np.array([[bool(np.any(gt_has[:, j])) for j in range(len(slots))]] * len(pr))
-    return scores[judged], tp[judged]
+    return np.concatenate(scores), np.concatenate(correct)
 
 
 def calibrate(shared: Path, fixture: Path) -> dict:
