@@ -154,3 +154,57 @@ def test_video_job_weight_counts_frames(tiny_dir, tmp_path):
     job = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", tiny_dir)[0]
     assert isinstance(job, VideoJob) and job.weight == job.video.num_frames
     assert job.frames == tiny_dir / Path(job.video.frames[0].file_name).parent
+
+
+def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
+    from stdpose.propagation.dataset_mode import RankInfo, distributed_rank
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"):
+        monkeypatch.delenv(key, raising=False)
+    assert distributed_rank() == RankInfo(0, 1, 0)
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    assert distributed_rank() == RankInfo(5, 8, 1)
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert distributed_rank() == RankInfo(2, 4, 0)  # torchrun's variables win
+
+
+def test_frame_paths_from_label_files_stay_under_the_root(tmp_path):
+    from stdpose.data.records import Frame, Video
+    from stdpose.errors import DataError
+    from stdpose.propagation.dataset_mode import find_frames
+
+    root = tmp_path / "root"
+    (tmp_path / "outside" / "seq").mkdir(parents=True)
+    root.mkdir()
+    video = Video("seq", [Frame(0, "../outside/seq/000000.jpg", is_labeled=True)])
+    with pytest.raises(DataError, match="no frames of video 'seq'"):
+        find_frames(video, tmp_path / "seq.json", root)
+    (root / "seq").mkdir()
+    assert find_frames(video, tmp_path / "seq.json", root) == root / "seq"
+
+
+def test_a_failing_rank_stops_every_rank_with_its_error(tiny_dir, tmp_path):
+    import shutil
+
+    labels, images = tmp_path / "labels", tmp_path / "data"
+    labels.mkdir()
+    for p in sorted((tiny_dir / "annotations" / "train").glob("*.json"))[:2]:
+        shutil.copy(p, labels / p.name)
+    shutil.copytree(tiny_dir / "images" / "train", images / "images" / "train")
+    broken = sorted((images / "images" / "train").iterdir())[1]
+    for f in broken.glob("*.jpg"):
+        f.write_bytes(b"not an image")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "PYTHONWARNINGS": "ignore"}
+    for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_NTASKS", "SLURM_PROCID"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(_free_port()), "-m", "stdpose.cli", "propagate", "--no-progress", "--labels", str(labels),
+           "--video", str(images), "--method", "flow", "--interval", "7", "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    # both ranks stop with the broken video's error (one line each), none hangs in the gather
+    assert proc.stderr.count("cannot decode image") >= 2, proc.stderr[-3000:]

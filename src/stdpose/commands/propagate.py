@@ -29,10 +29,22 @@ Methods (--method): stdpose (a trained propagation checkpoint, --checkpoint), fl
 linear (interpolation between the two labels), nearest (copy of the nearer label). nearest and linear need no
 video unless --overlay is given.
 
+Review (--review-below S): propagated joints scored below S are flagged in the output ("review",
+"review_joints"), faded and ringed red in --overlay, and listed with crops in --review-sheet (.html or .jpg).
+
+Data sets (--labels FOLDER): every label file of the folder (a PoseTrack split) is propagated, one output file per
+video in the --out folder; --video is then the root the frames are under; --workers N runs N videos at a time;
+--gt-out DIR writes the labels --interval dropped so `stdpose evaluate --gt DIR --pred OUT` scores exactly the
+propagated frames. Under torchrun or SLURM the videos are sharded over the ranks (docs/propagation.md).
+
 examples:
   stdpose propagate --video clip.mp4 --labels clip.json --checkpoint model.ckpt --out clip_full.json
   stdpose propagate --video frames/ --labels clip.json --checkpoint model.ckpt --out out.json --overlay out.mp4
   stdpose propagate --video frames/ --labels full.json --method linear --interval 7 --eval --out pred.json
+  stdpose propagate --video clip.mp4 --labels clip.json --method flow --review-below 0.4 --review-sheet r.html \
+      --out full.json
+  stdpose propagate --labels annotations/val --video ROOT --method flow --interval 7 --out pred/ --gt-out gt/ \
+      --workers 4
 """
 
 METHODS = ("stdpose", "flow", "linear", "nearest")
@@ -41,8 +53,10 @@ METHODS = ("stdpose", "flow", "linear", "nearest")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="V", help="video file (mp4, avi, ...) or folder of frame images")
     parser.add_argument("--labels", metavar="L", required=True,
-                        help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON or COCO keypoints JSON")
-    parser.add_argument("--out", metavar="O", required=True, help="output label file (the input's format)")
+                        help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON or COCO keypoints JSON; or a folder "
+                        "of them (data-set mode)")
+    parser.add_argument("--out", metavar="O", required=True,
+                        help="output label file (the input's format); a folder in data-set mode")
     parser.add_argument("--method", choices=METHODS, default="stdpose",
                         help="propagation method (default: stdpose, which needs --checkpoint)")
     parser.add_argument("--checkpoint", metavar="C", help="trained propagation checkpoint (`stdpose train`)")
