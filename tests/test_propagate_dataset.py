@@ -208,3 +208,45 @@ def test_a_failing_rank_stops_every_rank_with_its_error(tiny_dir, tmp_path):
     assert proc.returncode != 0
     # both ranks stop with the broken video's error (one line each), none hangs in the gather
     assert proc.stderr.count("cannot decode image") >= 2, proc.stderr[-3000:]
+
+
+def test_progress_bar_counts_frames_of_finished_videos(tiny_dir, tmp_path, monkeypatch):
+    import tqdm
+
+    from stdpose.propagation.dataset_mode import run_jobs
+
+    seen: dict[str, list] = {"total": [], "updates": []}
+
+    class Bar:
+        def __init__(self, total=None, **kwargs):
+            seen["total"].append(total)
+
+        def update(self, n):
+            seen["updates"].append(n)
+
+        def set_postfix_str(self, text):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    jobs = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", None)
+    jobs[0].video.frames = jobs[0].video.frames[:10]  # videos of different lengths move the bar differently
+    run_jobs(jobs, DatasetOptions(method="linear", interval=7), progress=True)
+    assert seen["total"] == [sum(j.video.num_frames for j in jobs)]
+    assert seen["updates"] == [j.video.num_frames for j in jobs] and seen["updates"][0] == 10
+
+
+def test_gt_out_for_one_video_matches_its_eval(tiny_dir, tmp_path, capsys):
+    labels = sorted((tiny_dir / "annotations" / "val").glob("*.json"))[0]
+    rc, text, err = _run(capsys, "--labels", labels, "--method", "linear", "--interval", "7", "--eval",
+                         "--out", tmp_path / "pred.json", "--gt-out", tmp_path / "gt")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "gt").iterdir()) == ["pred.json"]
+    assert main(["evaluate", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred.json")]) == 0
+    table = capsys.readouterr().out
+    own = text.splitlines()[text.splitlines().index(next(ln for ln in text.splitlines() if ln.startswith("Method")))
+                            + 1].split()[1:]
+    tool = next(ln for ln in table.splitlines() if ln.startswith("pred.json")).split()[1:]
+    assert own == tool and len(own) == 8

@@ -236,9 +236,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(options: DatasetOptions, threads: int) -> None:
+    import cv2
     import torch
 
     torch.set_num_threads(max(1, threads))
+    cv2.setNumThreads(max(1, threads))  # OpenCV's own pool (flow, resizing) would oversubscribe the cores too
     logging.getLogger("stdpose").setLevel(logging.ERROR)  # the parent prints the notes
     _WORKER["options"] = options
     _WORKER["propagator"] = build_propagator(options)
