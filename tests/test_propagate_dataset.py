@@ -43,7 +43,7 @@ def sequential(tiny_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("seq")
     argv = ["propagate", "--no-progress", "--labels", str(tiny_dir / "annotations" / "train"), "--video",
             str(tiny_dir), "--method", "flow", "--interval", "7", "--review-below", "0.5",
-            "--out", str(base / "out"), "--gt-out", str(base / "gt")]
+            "--review-sheet", str(base / "sheets"), "--out", str(base / "out"), "--gt-out", str(base / "gt")]
     assert main(argv) == 0
     return base / "out", base / "gt"
 
@@ -61,6 +61,8 @@ def test_one_output_file_per_video_and_the_dropped_labels(tiny_dir, sequential):
         assert set(truth.labeled_indices()) == set(source.labeled_indices()) - kept
         assert all(p.propagated for i in truth.labeled_indices() for p in pred.frames[i].persons)
         assert any(p.extra.get("review") for f in pred.frames for p in f.persons)
+    # one review sheet per video with flagged poses
+    assert sorted(p.name for p in (out.parent / "sheets").iterdir()) == [n.replace(".json", ".jpg") for n in labels]
 
 
 def test_gt_out_and_evaluate_give_the_protocols_own_score(tiny_dir, sequential, tmp_path, capsys):
