@@ -252,3 +252,25 @@ def test_gt_out_for_one_video_matches_its_eval(tiny_dir, tmp_path, capsys):
                             + 1].split()[1:]
     tool = next(ln for ln in table.splitlines() if ln.startswith("pred.json")).split()[1:]
     assert own == tool and len(own) == 8
+
+
+def test_an_error_in_a_worker_process_is_a_one_line_error(tiny_dir, tmp_path, capsys):
+    import pickle
+    import shutil
+
+    from stdpose.data.video import FrameIndexError
+    from stdpose.errors import DataError
+
+    for err in (DataError("a.json", "bad"), FrameIndexError("v.mp4", "frame 9 out of range")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+    labels, images = tmp_path / "labels", tmp_path / "data"
+    labels.mkdir()
+    for p in sorted((tiny_dir / "annotations" / "train").glob("*.json"))[:2]:
+        shutil.copy(p, labels / p.name)
+    shutil.copytree(tiny_dir / "images" / "train", images / "images" / "train")
+    for f in sorted((images / "images" / "train").iterdir())[1].glob("*.jpg"):
+        f.write_bytes(b"not an image")
+    rc, _, err = _run(capsys, "--labels", labels, "--video", images, "--method", "flow", "--interval", "7",
+                      "--workers", "2", "--out", tmp_path / "out")
+    assert rc == 2 and "cannot decode image" in err and len(err.strip().splitlines()) == 1, err
