@@ -2,7 +2,7 @@
 
 After propagation an annotator checks the result. `mark_for_review(video, threshold)` marks every propagated
 person (never a human label) with two fields that every writer saves (PoseTrack18/21 and COCO annotations,
-PoseTrack17 annorects; the CVAT writer as attributes):
+PoseTrack17 annorects; other writers are asked to keep them too, e.g. as CVAT attributes):
 
 - `person.extra["review_joints"]`: the slot indices (PoseTrack18 order, `stdpose.skeleton.POSETRACK_SLOTS`) of the
   predicted joints whose score is below the threshold;
