@@ -343,6 +343,7 @@ class _CodecUnavailable(Exception):
 VIDEO_CODECS: tuple[tuple[str, str], ...] = (("libx264", ".mp4"), ("mp4v", ".mp4"), ("MJPG", ".avi"))
 CODEC_NAMES = {"libx264": "H.264", "mp4v": "MPEG-4 Part 2", "MJPG": "Motion JPEG"}
 H264_CRF = 23  # x264's default quality
+H264_PRESET = "veryfast"  # x264 speed/size: on vtest.avi 2.7x faster than "medium" and no bigger
 
 
 @dataclasses.dataclass
@@ -460,7 +461,7 @@ def _write_pyav(video: Video, frames, target: Path, codec: str, fps: float, size
             except Exception as exc:  # an FFmpeg build without the encoder
                 raise _CodecUnavailable(f"PyAV's FFmpeg has no {codec} encoder ({exc})") from None
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": str(H264_CRF)}
+            stream.options = {"crf": str(H264_CRF), "preset": H264_PRESET}
             for drawn in _overlay_frames(video, frames, size, factor, dim_below, progress, f"overlay {target.name}"):
                 for packet in stream.encode(av.VideoFrame.from_ndarray(drawn, format="bgr24")):
                     container.mux(packet)
