@@ -91,7 +91,7 @@ def test_stdpose_interval_eval_overlay(clip, checkpoint, tmp_path, capsys):
 
     _check_complete(out, sparsify(video, 7)[0], kept, "stdpose", extend=3)  # protocol: 3 frames
     assert "PoseTrack mAP" in text and "Mean" in text and "backbone passes" in text
-    written = Path(text.split("overlay video: ")[1].strip())
+    written = Path(text.split("overlay video: ")[1].split(" (")[0])  # "PATH (codec, N frames ...)"
     assert written.exists() and written.stat().st_size > 0
     cap = cv2.VideoCapture(str(written))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == video.num_frames

@@ -58,7 +58,7 @@ def test_draw_pose_colours_joints_by_side_and_leaves_the_input_alone():
     mid = (person.keypoints[SLOT["left_hip"], :2] + person.keypoints[SLOT["left_knee"], :2]) / 2
     assert near(out, mid, viz.LEFT_COLOR)
     # nothing is drawn far from the person
-    assert np.all(out[280:, :] == 30)
+    assert np.all(out[285:, :] == 30)
 
 
 def test_propagated_poses_look_different_from_labels():
@@ -108,13 +108,9 @@ def make_video(n: int) -> tuple[Video, list[np.ndarray]]:
     return Video("clip", frames), images
 
 
-def test_overlay_video_is_readable_with_every_frame(tmp_path):
+def _read_all(path) -> list[np.ndarray]:
     import cv2
 
-    video, images = make_video(7)
-    path = viz.write_overlay_video(video, images, tmp_path / "out" / "clip.mp4", fps=5, progress=False)
-    assert path == tmp_path / "out" / "clip.mp4"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["clip.mp4"]  # no temporary files left
     cap = cv2.VideoCapture(str(path))
     read = []
     while True:
@@ -123,12 +119,116 @@ def test_overlay_video_is_readable_with_every_frame(tmp_path):
             break
         read.append(img)
     cap.release()
+    return read
+
+
+def test_overlay_video_is_readable_with_every_frame(tmp_path):
+    video, images = make_video(7)
+    path = viz.write_overlay_video(video, images, tmp_path / "out" / "clip.mp4", fps=5, progress=False, min_side=0)
+    assert path == tmp_path / "out" / "clip.mp4"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["clip.mp4"]  # no temporary files left
+    read = _read_all(path)
     assert len(read) == 7 and read[0].shape == (300, 320, 3)
-    assert abs(float(read[5][280:, :].mean()) - 100) < 8  # the frames' own content, in order
+    assert abs(float(read[5][290:, :].mean()) - 100) < 8  # the frames' own content, in order
     # the pose is in the video: coloured pixels at a joint of frame 0 (a label)
     p = video.frames[0].persons[0]
     x, y = p.keypoints[SLOT["left_knee"], :2].round().astype(int)
     assert read[0][y, x, 2] > 150  # orange has a strong red channel
+
+
+def test_overlay_video_is_h264_when_pyav_is_installed(tmp_path):
+    av = pytest.importorskip("av")
+    video, images = make_video(5)
+    result = viz.encode_overlay_video(video, images, tmp_path / "clip.mp4", fps=5, progress=False)
+    assert result.codec == "libx264" and result.codec_name == "H.264"
+    with av.open(str(result.path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        assert sum(1 for _ in container.decode(stream)) == 5
+
+
+def test_overlay_video_without_pyav_falls_back_to_mpeg4_with_a_warning(tmp_path, monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
+    video, images = make_video(3)
+    result = viz.encode_overlay_video(video, images, tmp_path / "clip.mp4", progress=False)
+    assert result.codec == "mp4v" and result.path == tmp_path / "clip.mp4"
+    assert "PyAV is not installed (pip install av)" in caplog.text and "MPEG-4 Part 2" in caplog.text
+    assert len(_read_all(result.path)) == 3
+
+
+def test_small_frames_are_upscaled_so_the_header_is_readable(tmp_path):
+    video, _ = make_video(2)
+    images = [np.full((144, 192, 3), 60, np.uint8) for _ in range(2)]
+    for f in video.frames:  # a person that fits the small frame
+        f.persons = [viz.scale_frame(Frame(0, "", persons=[standing_person(cx=100, top=10)]), 0.5).persons[0]]
+    result = viz.encode_overlay_video(video, images, tmp_path / "small.mp4", fps=5, progress=False)
+    assert result.upscale == 3
+    read = _read_all(result.path)
+    assert read[0].shape == (432, 576, 3)
+    # the header text is at least 10 pixels high at native size
+    header = (read[0][:40, :300] > 200).any(axis=-1)
+    rows = np.flatnonzero(header.any(axis=1))
+    assert rows.size and rows.max() - rows.min() >= 10
+
+
+def _single_joint_person(box, propagated=True) -> Person:
+    kps = np.zeros((17, 3))
+    x, y, w, h = box
+    kps[SLOT["nose"]] = (x + w / 2, y + h / 2, 1)
+    scores = np.full(17, 0.9) if propagated else None
+    return Person(kps, track_id=1, bbox=box, propagated=propagated, scores=scores, score=0.9)
+
+
+def _ring_radius(img: np.ndarray, centre) -> int:
+    """Farthest changed pixel from the centre along its row (the ring's outer edge)."""
+    cx, cy = (round(v) for v in centre)
+    row = np.any(img[cy] != 30, axis=-1)
+    xs = np.flatnonzero(row)
+    return int(np.max(np.abs(xs - cx))) if xs.size else 0
+
+
+def test_marker_sizes_follow_the_person_box_not_the_image():
+    small, big = (100, 100, 40, 100), (100, 100, 200, 500)
+    assert viz.marker_sizes(_single_joint_person(small)) == (1, 3)
+    assert viz.marker_sizes(_single_joint_person(big)) == (5, 13)
+    r_small = _ring_radius(viz.draw_pose(blank(800, 800), _single_joint_person(small)), (120, 150))
+    r_big = _ring_radius(viz.draw_pose(blank(800, 800), _single_joint_person(big)), (200, 350))
+    assert 3 <= r_small <= 5 and 13 <= r_big <= 17
+    # the same small person in a 4x bigger image keeps its small rings (the image size does not matter)
+    assert _ring_radius(viz.draw_pose(blank(800, 3200), _single_joint_person(small)), (120, 150)) == r_small
+
+
+def test_tags_do_not_overlap_each_other_or_the_header():
+    layout = viz._TagLayout(blank(300, 320))
+    header = layout.place(150, 16, None, fixed=(2, 2))
+    rects = [header] + [layout.place(60, 16, (10 + 5 * k, 20, 50, 120)) for k in range(4)]  # crowded, same top
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+        assert 0 <= a[0] and a[2] <= 320 and 0 <= a[1] and a[3] <= 300
+
+
+def test_low_scores_are_faded_and_flagged_joints_ringed_red():
+    person = standing_person(propagated=True)
+    faded = standing_person(propagated=True)
+    faded.scores[SLOT["left_knee"]] = 0.1
+    faded.extra["review_joints"] = [SLOT["left_knee"]]
+    faded.extra["review"] = True
+    a, b = viz.draw_pose(blank(), person), viz.draw_pose(blank(), faded)
+    x, y = person.keypoints[SLOT["left_knee"], :2].round().astype(int)
+    _, radius = viz.marker_sizes(person)
+    yy, xx = np.mgrid[:a.shape[0], :a.shape[1]]
+    ring = np.hypot(xx - x, yy - y) <= radius + 1  # the joint's ring, inside the red review ring
+    full = np.abs(a[ring].astype(int) - 30).sum(axis=-1).max()
+    dim = np.abs(b[ring].astype(int) - 30).sum(axis=-1).max()
+    assert dim < 0.5 * full  # the faded ring is much closer to the background
+    outer = b[y - radius - 8:y + radius + 9, x - radius - 8:x + radius + 9]
+    assert np.any(np.all(np.abs(outer.astype(int) - viz.REVIEW_COLOR) <= 40, axis=-1))  # a solid red ring
+    # other joints look the same in both
+    x2, y2 = person.keypoints[SLOT["right_knee"], :2].round().astype(int)
+    assert np.array_equal(a[y2 - 4:y2 + 5, x2 - 4:x2 + 5], b[y2 - 4:y2 + 5, x2 - 4:x2 + 5])
 
 
 def test_overlay_video_falls_back_to_avi_when_mp4_cannot_be_written(tmp_path, monkeypatch, caplog):

@@ -218,6 +218,8 @@ def run_propagation(
     if propagator is None:
         propagator = build_propagator(method, checkpoint, one_sided=one_sided, extend=extend, detections=detections,
                                       device=device, batch_size=batch_size, progress=progress)
+    else:  # a propagator built once for many videos: this video's reach past its labels
+        propagator.extend = extend
     if frames is None and (method in FRAME_METHODS or getattr(propagator, "needs_frames", False)):
         raise ConfigError(f"method {method} needs the video frames (a video file or frame folder)")
     out = propagator.propagate(source, frames, labeled)

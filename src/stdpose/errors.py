@@ -34,6 +34,9 @@ class DataError(StdposeError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
+    def __reduce__(self):  # picklable, so an error in a worker process reaches the parent intact
+        return (type(self), (self.path, self.problem))
+
 
 class ConfigError(StdposeError):
     """A configuration key is unknown or has a value that is not allowed."""

@@ -39,11 +39,23 @@ reliable, interpolation where it is not; no weights needed), flow (Farneback opt
 between the two labels), nearest (copy of the nearer label). Default: stdpose with --checkpoint, else auto.
 nearest and linear need no video unless --overlay is given.
 
+Review (--review-below S): propagated joints scored below S are flagged in the output ("review",
+"review_joints"), faded and ringed red in --overlay, and listed with crops in --review-sheet (.html or .jpg).
+
+Data sets (--labels FOLDER): every label file of the folder (a PoseTrack split) is propagated, one output file per
+video in the --out folder; --video is then the root the frames are under; --workers N runs N videos at a time;
+--gt-out DIR writes the labels --interval dropped so `stdpose evaluate --gt DIR --pred OUT` scores exactly the
+propagated frames. Under torchrun or SLURM the videos are sharded over the ranks (docs/propagation.md).
+
 examples:
   stdpose propagate --video clip.mp4 --labels clip.json --checkpoint model.ckpt --out clip_full.json
   stdpose propagate --video clip.mp4 --labels annotations.xml --method flow --out clip_full.xml
   stdpose propagate --video frames/ --labels clip.json --checkpoint model.ckpt --out out.json --overlay out.mp4
   stdpose propagate --video frames/ --labels full.json --method linear --interval 7 --eval --out pred.json
+  stdpose propagate --video clip.mp4 --labels clip.json --method flow --review-below 0.4 --review-sheet r.html \
+      --out full.json
+  stdpose propagate --labels annotations/val --video ROOT --method flow --interval 7 --out pred/ --gt-out gt/ \
+      --workers 4
 """
 
 METHODS = ("stdpose", "auto", "flow", "linear", "nearest")
@@ -53,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="V", help="video file (mp4, avi, ...) or folder of frame images")
     parser.add_argument("--labels", metavar="L", required=True,
                         help="label file: PoseTrack18/21 JSON, PoseTrack17 JSON, COCO keypoints JSON (CVAT's COCO "
-                        "export too) or CVAT for video 1.1 XML")
-    parser.add_argument("--out", metavar="O", required=True, help="output label file (the input's format)")
+                        "export too) or CVAT for video 1.1 XML; or a folder of them (data-set mode)")
+    parser.add_argument("--out", metavar="O", required=True,
+                        help="output label file (the input's format); a folder in data-set mode")
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="propagation method (default: stdpose when --checkpoint is given, else auto)")
     parser.add_argument("--checkpoint", metavar="C", help="trained propagation checkpoint (`stdpose train`)")
@@ -91,6 +104,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true",
                         help="also print the library's log messages (the notes below the summary say the same)")
+    review = parser.add_argument_group("review (docs/propagation.md, 'Scores and review')")
+    review.add_argument("--review-below", metavar="S", type=float, default=None,
+                        help="flag propagated joints scored below S (0..1) for review: every propagated person gets "
+                        "\"review\" (bool) and \"review_joints\" (slot indices) in the output; the overlay fades "
+                        "joints below S and rings them red")
+    review.add_argument("--review-sheet", metavar="FILE",
+                        help="write a review sheet of the flagged poses with crops: .html (a page listing every "
+                        "flagged frame) or .jpg/.png (a contact sheet); with a folder of labels: a folder of one "
+                        ".jpg per video. Needs --review-below and --video")
+    data = parser.add_argument_group("data sets (--labels FOLDER)")
+    data.add_argument("--workers", metavar="N", type=int, default=1,
+                      help="with a folder of label files: propagate N videos at a time in N processes (default 1)")
+    data.add_argument("--gt-out", metavar="DIR",
+                      help="with --interval: write the labels --interval dropped (one file per video) to DIR, so "
+                      "`stdpose evaluate --gt DIR --pred OUT` scores exactly the propagated frames")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +145,12 @@ def _out_format(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if Path(args.labels).is_dir():  # data-set mode: every video of a folder of label files
+        from stdpose.propagation.dataset_mode import run_command
+
+        return run_command(args)
     from stdpose.api import plan_notes, run_propagation
     from stdpose.data.formats import write_annotations
     from stdpose.errors import ConfigError
@@ -140,6 +174,16 @@ def _run(args: argparse.Namespace) -> int:
                           "--method flow|linear|nearest")
     if args.checkpoint and args.method != "stdpose":
         raise ConfigError(f"--checkpoint is only used by --method stdpose (got --method {args.method})")
+    if args.review_below is not None:
+        from stdpose.propagation.review import check_threshold
+
+        check_threshold(args.review_below)
+    if args.review_sheet and (args.review_below is None or not args.video):
+        raise ConfigError("--review-sheet needs --review-below S (which poses to list) and --video (the crops)")
+    if args.gt_out and args.interval is None:
+        raise ConfigError("--gt-out needs --interval T: the labels it drops are the ground truth it writes")
+    if args.workers != 1:
+        raise ConfigError("--workers is for a folder of label files (--labels FOLDER)")
 
     run = run_propagation(
         args.video, args.labels, args.method, args.checkpoint, args.interval, protocol=args.protocol,
@@ -147,7 +191,15 @@ def _run(args: argparse.Namespace) -> int:
         video_name=args.video_name, evaluate=args.eval, head_size_mode=args.head_size, device=args.device,
         batch_size=args.batch_size, progress=not args.no_progress)
     out, frames, labeled, notes, summary = run.output, run.frames, run.labeled, run.notes, run.summary
+    review = None
+    if args.review_below is not None:  # marks `out`, whose persons `run.result` shares
+        from stdpose.propagation.review import mark_for_review
+
+        review = mark_for_review(out, args.review_below)
     write_annotations(run.result, args.out, _out_format(args), node_map=args.cvat_map)
+    if args.gt_out:
+        write_annotations(run.ground_truth, Path(args.gt_out) / Path(args.out).name, _out_format(args),
+                          node_map=args.cvat_map)
 
     unlabeled = [f for f in out.frames if not f.is_labeled]
     poses = int(summary.get("propagated_poses", 0))
@@ -167,6 +219,13 @@ def _run(args: argparse.Namespace) -> int:
         notes.append(f"{len(run.alignment.missing)} frame(s) of the labels are not in the video: written unchanged")
     for note in notes:
         print(f"  note: {note}")
+    if review is not None:
+        print(f"  {review.line()}")
+    if args.review_sheet:
+        from stdpose.review_sheet import write_review_sheet
+
+        sheet = write_review_sheet(out, frames, args.review_sheet, threshold=args.review_below)
+        print(f"  review sheet: {sheet.path} ({sheet.shown} of {len(sheet.items)} run(s) shown)")
     if stats:
         print(f"  backbone passes: {stats['backbone_images']} person crops for {stats['key_frames']} propagated "
               f"pose(s) in {stats['seconds']:.1f} s")
@@ -181,8 +240,10 @@ def _run(args: argparse.Namespace) -> int:
         for note in res.notes:
             print(f"  eval note: {note}")
     if args.overlay:
-        from stdpose.viz import write_overlay_video
+        from stdpose.viz import DEFAULT_DIM_BELOW, encode_overlay_video
 
-        written = write_overlay_video(out, frames, args.overlay, progress=not args.no_progress)
-        print(f"overlay video: {written}")
+        dim = args.review_below if args.review_below is not None else DEFAULT_DIM_BELOW
+        written = encode_overlay_video(out, frames, args.overlay, progress=not args.no_progress, dim_below=dim)
+        print(f"overlay video: {written.path} ({written.codec_name}, {written.frames} frames"
+              + (f", upscaled x{written.upscale}" if written.upscale > 1 else "") + ")")
     return 0

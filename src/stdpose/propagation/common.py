@@ -171,12 +171,18 @@ def check_frames(video: Video, frames: FrameSource | None, method: str) -> Frame
     return frames
 
 
-def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Iterable[Any]:
+def _progress(segments: Sequence[TrackSegment], enabled: bool, desc: str) -> Iterable[TrackSegment]:
+    """The segments, with a bar that counts their frames (a 40-frame segment moves it 40 times further than a
+    1-frame one, so the ETA holds when one segment dominates)."""
     if not enabled:
-        return items
+        yield from segments
+        return
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="seg", leave=False)
+    with tqdm(total=sum(len(s.frames) for s in segments), desc=desc, unit="frame", leave=False) as bar:
+        for seg in segments:
+            yield seg
+            bar.update(len(seg.frames))
 
 
 class SegmentPropagator:
@@ -189,7 +195,7 @@ class SegmentPropagator:
     Options shared by all: `one_sided` and `extend` (frames filled past a track's first/last label; 0 = bounded by
     the labels; see `stdpose.propagation.tracks`), `half_life` (frames; score decay with the distance to the
     label), `detections` (frame index -> detections; boxes of unlabeled frames are matched to them,
-    see `boxes_from_detections`), `progress` (tqdm bar over segments).
+    see `boxes_from_detections`), `progress` (tqdm bar over the segments' frames).
     """
 
     name = "segment"

@@ -355,7 +355,8 @@ class STDPosePropagator:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=stats.segments, desc=f"{self.name} {video.name}", unit="seg", leave=False)
+            # counts frames, not segments: the ETA holds when one long segment dominates
+            bar = tqdm(total=stats.key_frames, desc=f"{self.name} {video.name}", unit="frame", leave=False)
         cache = BoundedFrameCache(frames, self.batch_size + 8)
         try:
             with torch.inference_mode():
@@ -365,7 +366,7 @@ class STDPosePropagator:
                     else:
                         self._run_naive(jobs, cache, boxes, predictions)
                     if bar is not None:
-                        bar.update(len(jobs))
+                        bar.update(sum(len(j.segment.frames) for j in jobs))
         finally:
             if bar is not None:
                 bar.close()
