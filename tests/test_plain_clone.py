@@ -161,7 +161,6 @@ def _coco_file() -> dict:
             "images": images, "annotations": annotations}
 
 
-@pytest.mark.xfail(strict=True, reason="open defect: the COCO writer replaces the input categories with its own")
 def test_coco_keypoints_files_round_trip_losslessly(tmp_path):
     original = _coco_file()
     path = tmp_path / "coco.json"

@@ -75,12 +75,12 @@ class LifecycleCheckpoint(Checkpoint):
         step = trainer.global_step
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step_saved:
             self._last_step_saved = step  # accumulation: several batches end at the same optimizer step
-            trainer.save_checkpoint(self.dirpath / STEP_LAST)
+            trainer.save_checkpoint(self.dirpath / STEP_LAST, weights_only=False)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.dirpath / LAST)
+        trainer.save_checkpoint(self.dirpath / LAST, weights_only=False)
         if self.keep_every_epoch:
-            trainer.save_checkpoint(self.dirpath / f"epoch{trainer.current_epoch:03d}.ckpt")
+            trainer.save_checkpoint(self.dirpath / f"epoch{trainer.current_epoch:03d}.ckpt", weights_only=False)
         if trainer.is_global_zero:
             for stale in (INTERRUPTED, STEP_LAST):  # both older than the last.ckpt just written
                 (self.dirpath / stale).unlink(missing_ok=True)
@@ -88,7 +88,7 @@ class LifecycleCheckpoint(Checkpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.global_step == 0 and trainer.current_epoch == 0:
             return  # nothing trained yet: keep any older checkpoint as the thing to resume
-        trainer.save_checkpoint(self.dirpath / INTERRUPTED)
+        trainer.save_checkpoint(self.dirpath / INTERRUPTED, weights_only=False)
 
 
 class StopOnSigterm(pl.Callback):

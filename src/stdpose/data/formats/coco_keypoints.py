@@ -226,7 +226,12 @@ def write_coco_keypoints(videos: Video | list[Video], path: str | Path, layout: 
                     flat[flat[:, 2] > 0, 2] = 2
                     ann["keypoints"] = [json_number(v) for v in flat.reshape(-1)]
                 annotations.append(ann)
-    category = copy.deepcopy(COCO_CATEGORY if layout == "coco" else POSETRACK18_CATEGORY)
-    atomic_write_json(path, {**top, "images": images, "annotations": annotations, "categories": [category]})
+    # the input's own categories (its skeleton, extra fields) when they describe the layout written; else ours
+    stored = videos[0].extra.get("categories") if videos else None
+    if isinstance(stored, list) and stored and layout_of_categories({"categories": stored}, Path(path)) == layout:
+        categories = copy.deepcopy(stored)
+    else:
+        categories = [copy.deepcopy(COCO_CATEGORY if layout == "coco" else POSETRACK18_CATEGORY)]
+    atomic_write_json(path, {**top, "images": images, "annotations": annotations, "categories": categories})
 
 
