@@ -117,6 +117,17 @@ def test_review_flags_are_written_in_every_format(tiny_dir, tmp_path, capsys):
                 coco_flagged = sorted(slot_of[j] for j, s in enumerate(ann["scores"]) if 0 < s < threshold)
                 # head_bottom / head_top have no COCO joint, so the slots can hold more than the COCO scores show
                 assert set(coco_flagged) <= set(ann["review_joints"]) and ann["review"] is bool(ann["review_joints"])
+    # CVAT for video 1.1: the skeleton attributes `review` / `review_joints`, read back into Person.extra
+    rc, _, err = _run(capsys, "--labels", pt18, "--method", "linear", "--interval", "7", "--review-below",
+                      threshold, "--out", tmp_path / "cvat.xml")
+    assert rc == 0, err
+    assert '<attribute name="review">true</attribute>' in (tmp_path / "cvat.xml").read_text()
+    cvat_back = read_annotations(tmp_path / "cvat.xml")[0]
+    from_pt18 = {(f.index, p.track_id): p.extra.get("review_joints") for f in back.frames for p in f.persons
+                 if p.extra.get("review")}
+    from_cvat = {(f.index, p.track_id): p.extra.get("review_joints") for f in cvat_back.frames for p in f.persons
+                 if p.extra.get("review")}
+    assert from_cvat and from_cvat == from_pt18
 
 
 def test_review_threshold_errors_are_one_line(tiny_dir, tmp_path, capsys):
