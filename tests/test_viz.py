@@ -129,7 +129,10 @@ def test_overlay_video_is_readable_with_every_frame(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["clip.mp4"]  # no temporary files left
     read = _read_all(path)
     assert len(read) == 7 and read[0].shape == (300, 320, 3)
-    assert abs(float(read[5][290:, :].mean()) - 100) < 8  # the frames' own content, in order
+    # the frames' own content, in order: the background (most pixels; tags and encoder artefacts move between
+    # encoder builds, so a median, not a strip's mean) is the grey level each frame was written with
+    backgrounds = [float(np.median(img)) for img in read]
+    assert all(abs(b - 20 * i) < 8 for i, b in enumerate(backgrounds)), backgrounds
     # the pose is in the video: coloured pixels at a joint of frame 0 (a label)
     p = video.frames[0].persons[0]
     x, y = p.keypoints[SLOT["left_knee"], :2].round().astype(int)
