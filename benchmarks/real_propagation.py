@@ -43,6 +43,8 @@ POSETRACK_INTERVALS = (5, 9)  # labeled 0, 3, 6, 9: T=5 keeps 0, 6 (scores 3 ins
 INTERVALS = (5, 7, 10, 15, 20, 30)
 THRESHOLDS = (0.5, 0.2)
 SCORE_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.01)
+FILL_ALL = 10**6  # `extend` that fills every frame before the first and after the last label
+BOOL_OPTIONS = ("use_appearance", "end_motion")  # "name:key=0|1" options that are booleans
 
 
 def load_fixture(path: Path = FIXTURE, video_path: Path = VTEST) -> tuple[Any, Any]:
@@ -59,16 +61,17 @@ def load_fixture(path: Path = FIXTURE, video_path: Path = VTEST) -> tuple[Any, A
     return work, frames
 
 
-def make_propagator(spec: str) -> Any:
-    """A propagator from "name" or "name:key=value,key=value" (e.g. "auto:flow=dis,use_appearance=0")."""
+def make_propagator(spec: str, extend: int = FILL_ALL) -> Any:
+    """A propagator from "name" or "name:key=value,key=value" (e.g. "auto:flow=dis,use_appearance=0"); it fills
+    `extend` frames past the first / last kept label (default: to the video ends, so "outside" is scored)."""
     from stdpose.propagation.methods import get_propagator
 
     name, _, opts = spec.partition(":")
     kwargs: dict[str, Any] = {}
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
-        kwargs[key] = value if key == "flow" else (bool(int(value)) if key == "use_appearance" else float(value))
-    return get_propagator(name, **kwargs)
+        kwargs[key] = value if key == "flow" else (bool(int(value)) if key in BOOL_OPTIONS else float(value))
+    return get_propagator(name, extend=extend, **kwargs)
 
 
 def joint_errors(gt: Any, pred: Any, kept: list[int]) -> list[dict[str, Any]]:
@@ -156,7 +159,7 @@ def timing_labels(video_path: Path = VTEST) -> Any:
     seed = read_annotations(FIXTURE)[0].frames[0]
     frames = [Frame(i, f"vtest/{i:06d}.jpg", persons=list(seed.persons) if i == 0 else [], is_labeled=i == 0)
               for i in range(len(reader))]
-    out = get_propagator("auto").propagate(Video("vtest", frames), reader, [0])
+    out = get_propagator("auto", extend=FILL_ALL).propagate(Video("vtest", frames), reader, [0])
     labeled = [dataclasses.replace(f, is_labeled=True,
                                    persons=[dataclasses.replace(p, propagated=False) for p in f.persons])
                for f in out.frames]
@@ -174,7 +177,7 @@ def timing(video_path: Path = VTEST, interval: int = 7) -> dict[str, float]:
     out: dict[str, float] = {"frames": len(reader), "labeled": len(kept)}
     for name in ("flow", "auto"):
         t0 = time.perf_counter()
-        get_propagator(name).propagate(sparse, reader, kept)
+        get_propagator(name, extend=FILL_ALL).propagate(sparse, reader, kept)
         out[name] = time.perf_counter() - t0
     out["ratio"] = out["auto"] / out["flow"]
     return out

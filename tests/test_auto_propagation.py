@@ -150,6 +150,47 @@ def test_auto_tracks_past_the_last_label_and_outside_stays_in_the_image():
     assert np.mean(tail) < 0.25 * np.mean(copy_err), (tail, copy_err)
 
 
+def walker_at(i: int) -> Person:
+    """A person walking right at 4 px per frame (constant velocity)."""
+    kps = np.zeros((17, 3))
+    kps[:, :2] = np.array([20.0 + 4 * i, 40.0]) + OFFSETS
+    kps[:, 2] = 1
+    return Person(kps, track_id=1, bbox=(20.0 + 4 * i, 40.0, 60.0, 120.0))
+
+
+@pytest.mark.parametrize("side", ["tail", "head"])
+def test_auto_extrapolates_a_video_end_with_the_persons_velocity_when_flow_has_no_evidence(side):
+    labels = (2, 6) if side == "tail" else (6, 10)
+    ends = range(7, 12) if side == "tail" else range(1, 6)
+    frames = [Frame(i, f"{i:06d}.jpg") for i in range(N)]
+    for i in labels:
+        frames[i].persons, frames[i].is_labeled = [walker_at(i)], True
+    video = Video("walk", frames)
+    moving = get_propagator("auto", extend=5).propagate(video, noise_frames(), list(labels))
+    still = get_propagator("auto", extend=5, end_motion=False).propagate(video, noise_frames(), list(labels))
+    for i in ends:
+        truth = walker_at(i).keypoints[:, :2]
+        err_moving = np.linalg.norm(predicted(moving, i).keypoints[:, :2] - truth, axis=1).mean()
+        err_still = np.linalg.norm(predicted(still, i).keypoints[:, :2] - truth, axis=1).mean()
+        steps = abs(i - labels[1 if side == "tail" else 0])
+        assert err_moving < 1.0 + 0.2 * steps, (i, err_moving)  # the copied label is 4 px off per frame
+        assert err_still > 2.0 * steps, (i, err_still)
+
+
+def test_end_velocity_is_none_for_a_single_label_and_signed_away_from_the_label():
+    from stdpose.propagation.tracks import end_velocity, segment_plan
+
+    frames = [Frame(i, f"{i:06d}.jpg") for i in range(N)]
+    frames[4].persons, frames[4].is_labeled = [walker_at(4)], True
+    plan = segment_plan(Video("one", frames), [4], extend=3)
+    assert [end_velocity(s) for s in plan.segments] == [None, None]
+    frames[8].persons, frames[8].is_labeled = [walker_at(8)], True
+    plan = segment_plan(Video("two", frames), [4, 8], extend=3)
+    by_kind = {s.kind: end_velocity(s) for s in plan.segments if s.left == s.right}
+    np.testing.assert_allclose(by_kind["tail"], [4.0, 0.0])  # after frame 8: onwards, to the right
+    np.testing.assert_allclose(by_kind["head"], [-4.0, 0.0])  # before frame 4: back in time, to the left
+
+
 # ------------------------------------------------------------------------------------------------ real footage
 
 
@@ -170,7 +211,7 @@ def test_auto_beats_linear_and_flow_on_the_real_hand_labels(interval):
     sparse, gt, kept = sparsify(video, interval, "every")
     pck = {}
     for name in ("linear", "flow", "auto"):
-        out = get_propagator(name).propagate(sparse, frames, kept)
+        out = bench.make_propagator(name).propagate(sparse, frames, kept)  # fills to the video ends
         pck[name] = bench.summarize(bench.joint_errors(gt, out, kept))["pckh@0.5"]
     assert pck["auto"] >= max(pck["linear"], pck["flow"]) + 2.0, pck
 

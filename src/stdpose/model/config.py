@@ -51,7 +51,8 @@ STDA_HEADS = ("deconv", "shuffle")  # ModelConfig.stda_head
 HEATMAP_REDUCTIONS = ("sum", "mean")
 MI_ESTIMATORS = ("proxy", "jsd", "infonce")
 
-_INT_OR_NONE = ("embed_dim", "depth", "num_heads", "temporal_dim", "temporal_heads", "head_channels")
+_INT_OR_NONE = ("embed_dim", "depth", "num_heads", "temporal_dim", "temporal_heads", "head_channels",
+                "stda_head_channels")
 
 
 @dataclass
@@ -102,6 +103,9 @@ class ModelConfig:
     # rearranged into the 4x4 heatmap pixels under it (pixel shuffle), then a 3x3 conv over the J maps - about 40x
     # fewer MACs (docs/performance.md).
     stda_head: str = "deconv"
+    # width of the "deconv" STDA head's two deconvolutions; None = head_channels (the per-frame head's width, as
+    # ViTPose's classical head). The paper gives no width for Eq. 13's head; half of it costs a quarter of the MACs.
+    stda_head_channels: int | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -157,6 +161,10 @@ class ModelConfig:
     @property
     def head_width(self) -> int:
         return self.head_channels if self.head_channels is not None else BACKBONE_SIZES[self.backbone][5]
+
+    @property
+    def stda_head_width(self) -> int:
+        return self.stda_head_channels if self.stda_head_channels is not None else self.head_width
 
     @property
     def heatmap_size(self) -> tuple[int, int]:

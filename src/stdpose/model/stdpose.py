@@ -64,7 +64,7 @@ class STDPose(nn.Module):
         self.dam = DynamicAwareMask(j, cfg.dam_k, cfg.dam_theta) if sw.dam else None
         self.stda = (
             SpatioTemporalDynamicsAggregation(
-                j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.head_width, mlp_ratio=cfg.mlp_ratio,
+                j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.stda_head_width, mlp_ratio=cfg.mlp_ratio,
                 skip=cfg.stda_skip, head=cfg.stda_head,
             )
             if sw.stda

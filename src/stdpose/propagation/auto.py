@@ -53,7 +53,7 @@ from stdpose.propagation.common import (
     side_keypoints,
 )
 from stdpose.propagation.point_tracking import FLOW_KINDS, Rect, RegionTracker, region_around
-from stdpose.propagation.tracks import TrackSegment, interpolate_box, segment_crop_box, segment_plan
+from stdpose.propagation.tracks import TrackSegment, end_velocity, interpolate_box, segment_crop_box, segment_plan
 
 DEFAULT_FLOW = "dis"  # chosen by measurement on the real hand-labeled set (docs/propagation.md)
 REGION_MARGIN = 0.5  # flow region: the track's boxes grown by this x their larger side on each side
@@ -99,7 +99,7 @@ class AutoPropagator(SegmentPropagator):
                  fb_sigma: float = FB_SIGMA, closure_sigma: float = CLOSURE_SIGMA, agree_sigma: float = AGREE_SIGMA,
                  prior_half_life: float = PRIOR_HALF_LIFE, prior_weight: float = PRIOR_WEIGHT,
                  appearance_ncc: float = APPEARANCE_NCC, photo_sigma: float = PHOTO_SIGMA,
-                 end_prior_weight: float = END_PRIOR_WEIGHT,
+                 end_prior_weight: float = END_PRIOR_WEIGHT, end_motion: bool = True,
                  one_sided: str = "half", half_life: float = 7.0,
                  detections: Mapping[int, Sequence[Any]] | None = None, progress: bool = False,
                  extend: int = 0) -> None:
@@ -120,6 +120,7 @@ class AutoPropagator(SegmentPropagator):
                 raise ConfigError(f"{key} must be > 0, got {value}")
         self.prior_half_life, self.prior_weight = float(prior_half_life), float(prior_weight)
         self.end_prior_weight = float(end_prior_weight)
+        self.end_motion = bool(end_motion)
         self.appearance_ncc, self.photo_sigma = float(appearance_ncc), float(photo_sigma)
         self.fb_sigma, self.closure_sigma, self.agree_sigma = float(fb_sigma), float(closure_sigma), float(agree_sigma)
         self._tracker: RegionTracker | None = None
@@ -267,7 +268,7 @@ class AutoPropagator(SegmentPropagator):
             size = _person_size(segment, i)
             dl, dr = abs(i - segment.left), abs(segment.right - i)
             t = dl / span if not end else 0.0
-            lin = self._prior(segment, i, t, lxy, lmask, rxy, rmask)
+            lin = self._prior(segment, i, t, lxy, lmask, rxy, rmask, self.end_motion)
             xy = lin.copy()
             evidence = np.zeros(len(lmask))
             # one-sided joints (and video ends): the track of the side that has the joint, or the copied label
@@ -295,14 +296,17 @@ class AutoPropagator(SegmentPropagator):
 
     @staticmethod
     def _prior(segment: TrackSegment, i: int, t: float, lxy: np.ndarray, lmask: np.ndarray, rxy: np.ndarray,
-               rmask: np.ndarray) -> np.ndarray:
+               rmask: np.ndarray, motion_prior: bool = True) -> np.ndarray:
         """Interpolation prior (17, 2): linear for joints on both labels; a joint on one label only moves with the
         person's box (its centre interpolated between the labels) instead of staying where it was labeled."""
         both = lmask & rmask
         prior = np.where(lmask[:, None], lxy, rxy)
         prior = np.where(both[:, None], (1 - t) * lxy + t * rxy, prior)
+        if segment.left == segment.right:  # video end: the label moved on with the person's recent velocity
+            velocity = end_velocity(segment) if motion_prior else None
+            return prior if velocity is None else prior + velocity * abs(i - segment.left)
         box = interpolate_box(segment, i)
-        if box is None or segment.left == segment.right:
+        if box is None:
             return prior
         centre = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
         for side, mask in ((segment.left, lmask & ~rmask), (segment.right, rmask & ~lmask)):

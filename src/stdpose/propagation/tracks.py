@@ -61,6 +61,10 @@ class TrackSegment:
     right_person: Person | None
     first: int = -1
     last: int = -2
+    # video ends only: the track's next-nearest label (before `left` for a tail, after it for a head), which gives
+    # the person's recent motion; None when the track has a single label
+    motion_frame: int | None = None
+    motion_person: Person | None = None
 
     def __post_init__(self) -> None:
         if self.first == -1 and self.last == -2:  # default: the whole interior gap
@@ -280,14 +284,18 @@ def segment_plan(video: Video, labeled: Sequence[int], one_sided: str = "half", 
             summary.extended_frames += k
             if k:
                 p = persons[first][tid]
-                segments.append(TrackSegment(tid, first, first, p, p, first - k, first - 1))
+                nxt = present[1] if len(present) > 1 else None
+                segments.append(TrackSegment(tid, first, first, p, p, first - k, first - 1, nxt,
+                                             persons[nxt][tid] if nxt is not None else None))
         if last == known[-1] and last < n - 1:
             k = min(extend, n - 1 - last)
             summary.left_out_after_last += n - 1 - last - k
             summary.extended_frames += k
             if k:
                 p = persons[last][tid]
-                segments.append(TrackSegment(tid, last, last, p, p, last + 1, last + k))
+                prev = present[-2] if len(present) > 1 else None
+                segments.append(TrackSegment(tid, last, last, p, p, last + 1, last + k, prev,
+                                             persons[prev][tid] if prev is not None else None))
 
     summary.segments = len(segments)
     summary.tracks = len({s.track_id for s in segments} | {t for ids in track_ids.values() for t in ids})
@@ -335,6 +343,24 @@ def interpolate_box(segment: TrackSegment, index: int) -> Box | None:
         return lb if lb is not None else rb
     t = float(np.clip((index - segment.left) / (segment.right - segment.left), 0.0, 1.0))
     return tuple(float((1 - t) * a + t * b) for a, b in zip(lb, rb))  # type: ignore[return-value]
+
+
+def end_velocity(segment: TrackSegment) -> np.ndarray | None:
+    """Pixels per frame of the person's box centre between the end label and its next-nearest label, signed for
+    moving away from the label (a video-end segment's constant-velocity motion); None without a second label."""
+    if segment.left != segment.right or segment.motion_person is None or segment.motion_frame is None:
+        return None
+    lp, mp = segment.left_person, segment.motion_person
+    assert lp is not None
+    if (lp.bbox is None) != (mp.bbox is None):  # one consistent box source, as _segment_boxes
+        a, b = lp.box_from_keypoints(), mp.box_from_keypoints()
+    else:
+        a, b = person_box(lp), person_box(mp)
+    if a is None or b is None or segment.motion_frame == segment.left:
+        return None
+    ca = np.array([a[0] + a[2] / 2, a[1] + a[3] / 2])
+    cb = np.array([b[0] + b[2] / 2, b[1] + b[3] / 2])
+    return (ca - cb) / abs(segment.left - segment.motion_frame)
 
 
 def segment_crop_box(segment: TrackSegment) -> Box | None:
