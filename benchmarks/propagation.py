@@ -96,6 +96,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
         "stda_depth": args.stda_depth,
         # only when set, so results cached before the option existed still match the default
         **({"stda_head_channels": args.stda_head_channels} if args.stda_head_channels is not None else {}),
+        **({"temporal_dim": args.temporal_dim} if args.temporal_dim is not None else {}),
     }
 
 
@@ -139,6 +140,7 @@ def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path, sw
         "output_dir": "outputs/bench_propagation",
         "model": {"backbone": settings["backbone"], "variant": variant, "tff_depth": settings["tff_depth"],
                   "stda_depth": settings["stda_depth"], "stda_head_channels": settings.get("stda_head_channels"),
+                  "temporal_dim": settings.get("temporal_dim"),
                   "heatmap_reduction": switches["heatmap_reduction"],
                   "mi_estimator": switches["mi_estimator"], "dam_k": switches["dam_k"],
                   "dam_theta": switches["dam_theta"]},
@@ -576,6 +578,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--tff-depth", type=int, default=1)
     p.add_argument("--stda-depth", type=int, default=1)
+    p.add_argument("--temporal-dim", type=int, default=None,
+                   help="width d of TFF and STDA (default: the backbone size's)")
     p.add_argument("--stda-head-channels", type=int, default=None,
                    help="width of STDA's deconvolution head (default: the backbone size's head width)")
     p.add_argument("--pretrain-steps", type=int, default=600,

@@ -22,6 +22,9 @@ from stdpose.engine.config import load_config  # noqa: E402
 from stdpose.engine.trainer import train  # noqa: E402
 
 
+VAL_VIDEO = "100001_synth_val.json"  # of the tiny preset, seed 0
+
+
 class _Record(pl.Callback):
     """Keep the (video, frame, person) of every training sample and the initial weights of this rank."""
 
@@ -69,16 +72,19 @@ def validate_tables(data_dir: str, out_dir: str, devices: int) -> dict:
     overrides = tiny_overrides(Path(data_dir), {
         "trainer.devices": devices,
         "trainer.strategy": "ddp" if devices > 1 else "auto",
-        "data.batch_size": 3,  # uneven shares: the distributed sampler pads one rank with duplicates
+        "data.batch_size": 3,
     })
+    # one val video of 35 samples: an odd count, so the distributed sampler pads one rank with a duplicate
+    overrides.append(f"data.val={{annotations: {data_dir}/annotations/val/{VAL_VIDEO}, image_root: {data_dir}}}")
     cfg = load_config(REPO / "configs" / "synthetic_demo.yaml", overrides)
     cfg = {**cfg, "output_dir": out_dir}
     quiet_lightning()
     pl.seed_everything(0, verbose=False)
     module = StdposeModule(cfg)
     trainer = build_trainer(cfg, out_dir)
-    trainer.validate(module, datamodule=build_datamodule(cfg), verbose=False)
-    table = module.last_map.to_dict()
+    datamodule = build_datamodule(cfg)
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    table = {**module.last_map.to_dict(), "val_samples": len(datamodule.val_dataset)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / f"val_rank{trainer.global_rank}.json").write_text(json.dumps(table))
     return table

@@ -61,10 +61,12 @@ def test_ddp_validation_table_equals_a_single_process_run(tiny_synthetic, tmp_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0, r1 = (json.loads((out / f"val_rank{r}.json").read_text()) for r in (0, 1))
     assert r0 == r1  # both ranks gathered the same records, so they computed the same table
+    assert r0["val_samples"] % 2 == 1  # odd: one rank got a padding duplicate, which must be counted once
     # the same table as one process: the same persons evaluated and predicted, the same APs. The untrained model's
     # scores are near ties, so last-bit differences of DDP arithmetic (1e-5 px, 3e-8 in score) can reorder a few
-    # detections: APs agree to 0.2 points, the counts exactly.
+    # detections (worth up to half a point of AP on this 35-sample video): APs agree to 0.5 points, the counts
+    # exactly (a padding duplicate counted twice would add a predicted person).
     assert r0["counts"] == single["counts"] and r0["num_images"] == single["num_images"]
     assert single["counts"]["pred_persons"] == single["counts"]["gt_persons"] > 0
     for part in ("groups", "per_joint"):  # (precision/recall at the last detection flip with a near-tie match)
-        assert _close(r0[part], single[part], 0.2), (part, r0[part], single[part])
+        assert _close(r0[part], single[part], 0.5), (part, r0[part], single[part])

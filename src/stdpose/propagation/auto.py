@@ -23,8 +23,9 @@ W = agreement x weighted reliability. The interpolation prior has weight P = PRI
 (d: frames to the nearer label; interpolation is exact at the labels and loses trust away from them), and
 X(t) = a * Phi(t) + (1 - a) * L(t) with a = W / (W + P). Without flow evidence (W -> 0) `auto` is interpolation,
 not drift. Joints on one label only, and video ends, blend the one track with the prior in the same way; their
-prior is the label moved with the person's interpolated box (a copy of the label at video ends, with the weaker
-END_PRIOR_WEIGHT: a copied label is a poor guess for a walking person).
+prior is the label moved with the person's interpolated box. At video ends (with the weaker END_PRIOR_WEIGHT) it
+is the label moved on at constant velocity: the person's box-centre velocity between the end label and the track's
+next-nearest label (`end_motion`, on by default; a copy of the label when the track has one label only).
 
 Per-joint scores: 2 ** (-d / half_life) (d: frames to the nearer label) times 0.4 + 0.6 * evidence, where the
 evidence is the flow's weight (reliable and self-consistent tracking). Agreement of the flow with interpolation is
