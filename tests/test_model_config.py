@@ -15,7 +15,8 @@ def test_paper_defaults():
     assert (cfg.width, cfg.vit_depth, cfg.vit_heads) == (768, 12, 12)
     assert (cfg.dam_k, cfg.dam_theta, cfg.mi_alpha, cfg.mi_beta) == (1.5, 0.5, 0.1, 0.01)
     assert cfg.heatmap_size == (64, 48) and cfg.grid_size == (16, 12)
-    assert cfg.d_temporal == 384 and cfg.head_width == 256 and cfg.patch_padding == 2
+    # d = 256 for ViT-B is a cost choice (docs/performance.md)
+    assert cfg.d_temporal == 256 and cfg.heads_temporal == 4 and cfg.head_width == 256 and cfg.patch_padding == 2
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,14 @@ from typing import Any
 from stdpose.errors import ConfigError
 
 # name -> (embed_dim, depth, num_heads, temporal_dim d, temporal_heads, head_channels)
-# d is the width of TFF/STDA (DESIGN.md): 384 for ViT-B, the backbone width for tiny/S, 512 for L/H (our choice).
+# d is the width of TFF/STDA (the paper gives none): 256 for ViT-B - chosen for cost (the propagated frame costs
+# 1.17x a single-frame pass by MACs, 1.28x with d = 384; 2/3 of d kept the bench's mAP: docs/performance.md) -, the
+# backbone width for tiny/S, 512 for L/H.
 BACKBONE_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
     "nano": (64, 2, 2, 64, 2, 32),
     "tiny": (192, 12, 3, 192, 3, 64),
     "small": (384, 12, 6, 384, 6, 256),
-    "base": (768, 12, 12, 384, 6, 256),
+    "base": (768, 12, 12, 256, 4, 256),
     "large": (1024, 24, 16, 512, 8, 256),
     "huge": (1280, 32, 16, 512, 8, 256),
 }
