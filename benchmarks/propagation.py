@@ -97,6 +97,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
         # only when set, so results cached before the option existed still match the default
         **({"stda_head_channels": args.stda_head_channels} if args.stda_head_channels is not None else {}),
         **({"temporal_dim": args.temporal_dim} if args.temporal_dim is not None else {}),
+        **({"stda_skip": True} if args.stda_skip else {}),
     }
 
 
@@ -140,7 +141,7 @@ def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path, sw
         "output_dir": "outputs/bench_propagation",
         "model": {"backbone": settings["backbone"], "variant": variant, "tff_depth": settings["tff_depth"],
                   "stda_depth": settings["stda_depth"], "stda_head_channels": settings.get("stda_head_channels"),
-                  "temporal_dim": settings.get("temporal_dim"),
+                  "temporal_dim": settings.get("temporal_dim"), "stda_skip": settings.get("stda_skip", False),
                   "heatmap_reduction": switches["heatmap_reduction"],
                   "mi_estimator": switches["mi_estimator"], "dam_k": switches["dam_k"],
                   "dam_theta": switches["dam_theta"]},
@@ -578,6 +579,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sigma", type=float, default=1.0)
     p.add_argument("--tff-depth", type=int, default=1)
     p.add_argument("--stda-depth", type=int, default=1)
+    p.add_argument("--stda-skip", action="store_true",
+                   help="the full-resolution skip around STDA (model.stda_skip; not in the paper, docs/model.md)")
     p.add_argument("--temporal-dim", type=int, default=None,
                    help="width d of TFF and STDA (default: the backbone size's)")
     p.add_argument("--stda-head-channels", type=int, default=None,
