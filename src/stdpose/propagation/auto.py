@@ -299,7 +299,8 @@ class AutoPropagator(SegmentPropagator):
     def _prior(segment: TrackSegment, i: int, t: float, lxy: np.ndarray, lmask: np.ndarray, rxy: np.ndarray,
                rmask: np.ndarray, motion_prior: bool = True) -> np.ndarray:
         """Interpolation prior (17, 2): linear for joints on both labels; a joint on one label only moves with the
-        person's box (its centre interpolated between the labels) instead of staying where it was labeled."""
+        person's box (its centre interpolated between the labels) instead of staying where it was labeled; at video
+        ends the label moves on at the person's recent velocity (`motion_prior`, see `end_velocity`)."""
         both = lmask & rmask
         prior = np.where(lmask[:, None], lxy, rxy)
         prior = np.where(both[:, None], (1 - t) * lxy + t * rxy, prior)
