@@ -88,12 +88,6 @@ def run_row(name: str, source: str, flags: tuple[str, ...], data: Path, ckpt: Pa
             "groups": groups, "command": "stdpose " + " ".join(a if " " not in a else repr(a) for a in args)}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def report(rows: list[dict], header: str) -> str:
     base = rows[0]["groups"]["Mean"]
     lines = [header, "", "| run | boxes used | " + " | ".join(GROUPS) + " | vs first row | time |",
@@ -108,6 +102,9 @@ def report(rows: list[dict], header: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(REPO / "src"))
+    from stdpose.atomic import atomic_write_json, atomic_write_text
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="bench", help="synthetic preset (default bench)")
     p.add_argument("--data", type=Path, default=None, help="synthetic data folder (default outputs/synthetic_<preset>)")
@@ -142,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
               f"figure (model and boxes, decode included), one run per row on a shared machine.")
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / "predict_options.md"
-    write_atomic(target, report(rows, header))
-    write_atomic(args.out / "predict_options.json", json.dumps(rows, indent=1))
+    atomic_write_text(target, report(rows, header))
+    atomic_write_json(args.out / "predict_options.json", rows, indent=1)
     print(f"-> {target}")
     return 0
 

@@ -265,11 +265,12 @@ class AutoPropagator(SegmentPropagator):
         both = lmask & rmask
         out: dict[int, PosePrediction] = {}
         span = max(segment.right - segment.left, 1)
+        velocity = end_velocity(segment) if end and self.end_motion else None  # video ends: px per frame
         for i in segment.frames:
             size = _person_size(segment, i)
             dl, dr = abs(i - segment.left), abs(segment.right - i)
             t = dl / span if not end else 0.0
-            lin = self._prior(segment, i, t, lxy, lmask, rxy, rmask, self.end_motion)
+            lin = self._prior(segment, i, t, lxy, lmask, rxy, rmask, velocity)
             xy = lin.copy()
             evidence = np.zeros(len(lmask))
             # one-sided joints (and video ends): the track of the side that has the joint, or the copied label
@@ -297,15 +298,14 @@ class AutoPropagator(SegmentPropagator):
 
     @staticmethod
     def _prior(segment: TrackSegment, i: int, t: float, lxy: np.ndarray, lmask: np.ndarray, rxy: np.ndarray,
-               rmask: np.ndarray, motion_prior: bool = True) -> np.ndarray:
+               rmask: np.ndarray, velocity: np.ndarray | None = None) -> np.ndarray:
         """Interpolation prior (17, 2): linear for joints on both labels; a joint on one label only moves with the
         person's box (its centre interpolated between the labels) instead of staying where it was labeled; at video
-        ends the label moves on at the person's recent velocity (`motion_prior`, see `end_velocity`)."""
+        ends the label moves on at `velocity` (px per frame away from it, `end_velocity`; None: a copy)."""
         both = lmask & rmask
         prior = np.where(lmask[:, None], lxy, rxy)
         prior = np.where(both[:, None], (1 - t) * lxy + t * rxy, prior)
         if segment.left == segment.right:  # video end: the label moved on with the person's recent velocity
-            velocity = end_velocity(segment) if motion_prior else None
             return prior if velocity is None else prior + velocity * abs(i - segment.left)
         box = interpolate_box(segment, i)
         if box is None:

@@ -325,9 +325,13 @@ def track_segments(video: Video, labeled: Sequence[int], one_sided: str = "half"
 
 
 def _segment_boxes(segment: TrackSegment) -> tuple[Box | None, Box | None]:
-    """Left and right boxes from one consistent source: both bboxes when both labels have one, else both derived
-    from keypoints (mixing a labeled bbox with a tight keypoint box would make the interpolated box jump)."""
-    lp, rp = segment.left_person, segment.right_person
+    """Left and right boxes of the segment's labels, from one consistent source (`_consistent_boxes`)."""
+    return _consistent_boxes(segment.left_person, segment.right_person)
+
+
+def _consistent_boxes(lp: Person | None, rp: Person | None) -> tuple[Box | None, Box | None]:
+    """Two labels' boxes from one consistent source: both bboxes when both labels have one, else both derived
+    from keypoints (mixing a labeled bbox with a tight keypoint box would make an interpolated box jump)."""
     if lp is not None and rp is not None and (lp.bbox is None) != (rp.bbox is None):
         lb, rb = lp.box_from_keypoints(), rp.box_from_keypoints()
         if lb is not None and rb is not None:
@@ -350,13 +354,8 @@ def end_velocity(segment: TrackSegment) -> np.ndarray | None:
     moving away from the label (a video-end segment's constant-velocity motion); None without a second label."""
     if segment.left != segment.right or segment.motion_person is None or segment.motion_frame is None:
         return None
-    lp, mp = segment.left_person, segment.motion_person
-    assert lp is not None
-    if (lp.bbox is None) != (mp.bbox is None):  # one consistent box source, as _segment_boxes
-        a, b = lp.box_from_keypoints(), mp.box_from_keypoints()
-    else:
-        a, b = person_box(lp), person_box(mp)
-    if a is None or b is None or segment.motion_frame == segment.left:
+    a, b = _consistent_boxes(segment.left_person, segment.motion_person)
+    if a is None or b is None:
         return None
     ca = np.array([a[0] + a[2] / 2, a[1] + a[3] / 2])
     cb = np.array([b[0] + b[2] / 2, b[1] + b[3] / 2])
