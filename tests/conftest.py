@@ -12,6 +12,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("STDPOSE_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
+def run_propagate(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    """`stdpose propagate --no-progress ARGV` in this process: (exit code, stdout, stderr)."""
+    from stdpose.cli import main
+
+    rc = main(["propagate", "--no-progress", *[str(a) for a in argv]])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data; skips the calling test when the sample data is absent (a user's fresh clone)."""
     path = SHARED_DATA.joinpath(*parts)

@@ -1,9 +1,9 @@
 """Helpers shared by the engine tests: the `tiny` synthetic data set, generated once per test session, and the
 overrides that make any experiment config a seconds-long CPU run.
 
-A test module wraps `tiny_synthetic_dir` in its own session fixture. The data lives in one folder for the whole
-session (shared by pytest-xdist workers, guarded by a file lock), so however many modules use it, it is generated
-once.
+Tests take the data through conftest's `tiny_synthetic` session fixture (a few call `tiny_synthetic_dir` directly).
+The data lives in one folder for the whole session (shared by pytest-xdist workers, guarded by a file lock), so
+however many modules use it, it is generated once. `CtrlC` is a callback that interrupts training like Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +70,14 @@ def tiny_overrides(data_dir: Path, extra: dict[str, object] | None = None) -> li
     }
     values.update(extra or {})
     return data_overrides(data_dir) + [f"{k}={v}" for k, v in values.items()]
+
+
+class CtrlC(pl.Callback):
+    """Press Ctrl-C (raise KeyboardInterrupt) when the optimizer step `at` has been taken."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.at:
+            raise KeyboardInterrupt

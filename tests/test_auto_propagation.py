@@ -7,7 +7,7 @@ import importlib.util
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, shared_data
+from conftest import REPO, run_propagate, shared_data
 
 from stdpose.data.records import Frame, Person, Video
 from stdpose.errors import ConfigError
@@ -219,14 +219,6 @@ def test_auto_beats_linear_and_flow_on_the_real_hand_labels(interval):
 # ------------------------------------------------------------------------------------------------ CLI default
 
 
-def _propagate_cli(capsys, *argv) -> tuple[int, str, str]:
-    from stdpose.cli import main
-
-    rc = main(["propagate", "--no-progress", *[str(a) for a in argv]])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 def test_cli_default_method_is_auto_without_a_checkpoint(tmp_path, capsys):
     from stdpose.data.formats import read_annotations, write_posetrack18
 
@@ -237,12 +229,12 @@ def test_cli_default_method_is_auto_without_a_checkpoint(tmp_path, capsys):
     labels = tmp_path / "labels.json"
     write_posetrack18(sparse_video(), labels)
     out = tmp_path / "out.json"
-    rc, text, err = _propagate_cli(capsys, "--video", frames_dir, "--labels", labels, "--out", out)
+    rc, text, err = run_propagate(capsys, "--video", frames_dir, "--labels", labels, "--out", out)
     assert rc == 0, err
     assert text.startswith("auto:")
     result = read_annotations(out)[0]
     propagated = [p for f in result.frames for p in f.persons if p.propagated]
     assert len(propagated) == N - 2 and all(p.extra.get("method") == "auto" for p in propagated)
     # without --video the default (auto) needs the frames: a one-line error, exit 2
-    rc, _, err = _propagate_cli(capsys, "--labels", labels, "--out", tmp_path / "o2.json")
+    rc, _, err = run_propagate(capsys, "--labels", labels, "--out", tmp_path / "o2.json")
     assert rc == 2 and "--video is required for --method auto" in err

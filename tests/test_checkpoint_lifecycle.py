@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest_engine import REPO
+from conftest_engine import REPO, CtrlC
 from lifecycle_common import lifecycle_config
 
 from stdpose.engine.trainer import INTERRUPTED, LAST, STEP_LAST, AtomicCheckpointIO, find_resume_checkpoint, train
@@ -68,15 +68,6 @@ class _Snapshots(pl.Callback):
         self.seen[trainer.global_step] = (_files(self.run), _picked(self.run))
 
 
-class _CtrlC(pl.Callback):
-    def __init__(self, at: int):
-        self.at = at
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.at:
-            raise KeyboardInterrupt
-
-
 def test_files_after_each_step_and_epoch(tiny_synthetic, tmp_path, straight):
     run = tmp_path / "run"
     snap = _Snapshots(run)
@@ -102,12 +93,12 @@ def test_keep_every_epoch_keeps_one_file_per_epoch(tiny_synthetic, tmp_path):
 
 def test_interrupt_resume_interrupt_resume(tiny_synthetic, tmp_path, straight):
     run = tmp_path / "run"
-    first = train(lifecycle_config(REPO, tiny_synthetic), output_dir=run, extra_callbacks=[_CtrlC(2)])
+    first = train(lifecycle_config(REPO, tiny_synthetic), output_dir=run, extra_callbacks=[CtrlC(2)])
     assert first.interrupted and _files(run) == {INTERRUPTED: 2} and _picked(run) == INTERRUPTED
 
     snap = _Snapshots(run)
     second = train(lifecycle_config(REPO, tiny_synthetic), output_dir=run, resume="auto",
-                   extra_callbacks=[snap, _CtrlC(5)])
+                   extra_callbacks=[snap, CtrlC(5)])
     assert second.interrupted
     assert snap.seen == {
         2: ({INTERRUPTED: 2}, INTERRUPTED),  # the resumed run continues with batch 3 of epoch 0

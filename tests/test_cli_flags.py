@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from conftest_engine import tiny_overrides, tiny_synthetic_dir
+from conftest_engine import tiny_overrides
 
 from stdpose.cli import main
 from stdpose.data import formats as pt
 from stdpose.data.records import Frame, Person, Video
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
 
 
 def _checkpoint(path: Path, data_dir: Path, config: str, task: str) -> Path:
@@ -64,13 +59,13 @@ def test_propagate_one_sided_sets_how_far_a_leaving_person_is_followed(tmp_path,
     assert all(any(p.track_id == 1 for p in f.persons) for f in video.frames)
 
 
-def test_propagate_batch_size_sets_the_crops_per_network_call_and_not_the_result(tiny, tmp_path, capsys,
+def test_propagate_batch_size_sets_the_crops_per_network_call_and_not_the_result(tiny_synthetic, tmp_path, capsys,
                                                                                   monkeypatch):
     from stdpose.model.stdpose import STDPose
 
-    ckpt = _checkpoint(tmp_path / "prop.ckpt", tiny, "synthetic_demo.yaml", "propagation")
-    labels = sorted((tiny / "annotations" / "val").glob("*.json"))[0]
-    folder = tiny / "images" / "val" / labels.stem
+    ckpt = _checkpoint(tmp_path / "prop.ckpt", tiny_synthetic, "synthetic_demo.yaml", "propagation")
+    labels = sorted((tiny_synthetic / "annotations" / "val").glob("*.json"))[0]
+    folder = tiny_synthetic / "images" / "val" / labels.stem
     sizes: list[int] = []
     encode = STDPose.encode_frames
 
@@ -111,9 +106,9 @@ def test_propagate_verbose_lets_the_library_log_messages_through(tmp_path, capsy
 # ------------------------------------------------------------------------------------------------ predict
 
 
-def test_predict_box_threshold_drops_the_boxes_scoring_below_it(tiny, tmp_path, capsys):
-    ckpt = _checkpoint(tmp_path / "est.ckpt", tiny, "synthetic_estimation.yaml", "estimation")
-    labels = sorted((tiny / "annotations" / "val").glob("*.json"))[0]
+def test_predict_box_threshold_drops_the_boxes_scoring_below_it(tiny_synthetic, tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "est.ckpt", tiny_synthetic, "synthetic_estimation.yaml", "estimation")
+    labels = sorted((tiny_synthetic / "annotations" / "val").glob("*.json"))[0]
     video = pt.read_annotations(labels)[0]
     boxes = [{"image_id": f.image_id, "category_id": 1, "bbox": [20.0, 20.0, 60.0, 90.0], "score": score}
              for f in video.frames[:4] for score in (0.3, 0.6, 0.9)]
@@ -122,7 +117,7 @@ def test_predict_box_threshold_drops_the_boxes_scoring_below_it(tiny, tmp_path, 
     counts = {}
     for threshold in ("0.0", "0.5", "0.95"):
         out = tmp_path / f"t{threshold}.json"
-        assert main(["predict", "--video", str(labels), "--image-root", str(tiny), "--boxes", str(dets),
+        assert main(["predict", "--video", str(labels), "--image-root", str(tiny_synthetic), "--boxes", str(dets),
                      "--checkpoint", str(ckpt), "--box-threshold", threshold, "--out",
                      str(out), "--no-progress"]) == 0
         pred = pt.read_annotations(out)[0]

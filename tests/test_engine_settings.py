@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import REPO
-from conftest_engine import tiny_overrides, tiny_synthetic_dir
+from conftest_engine import tiny_overrides
 
 from stdpose.engine import trainer as trainer_module
 from stdpose.engine.config import load_config
@@ -18,17 +18,12 @@ from stdpose.engine.trainer import build_trainer, train
 CONFIG = REPO / "configs" / "synthetic_demo.yaml"
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
-
-
 def _cfg(data: Path, **extra: object) -> dict:
     return load_config(CONFIG, tiny_overrides(data, {k.replace("__", "."): v for k, v in extra.items()}))
 
 
-def test_precision_auto_is_32_bit_on_cpu_and_mixed_on_a_gpu(tiny, tmp_path, monkeypatch):
-    cfg = _cfg(tiny, trainer__precision="auto")
+def test_precision_auto_is_32_bit_on_cpu_and_mixed_on_a_gpu(tiny_synthetic, tmp_path, monkeypatch):
+    cfg = _cfg(tiny_synthetic, trainer__precision="auto")
     assert build_trainer(cfg, tmp_path).precision == "32-true"
     # the GPU branch, without a GPU: what `auto` asks Lightning for
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -39,10 +34,11 @@ def test_precision_auto_is_32_bit_on_cpu_and_mixed_on_a_gpu(tiny, tmp_path, monk
 
 
 @pytest.mark.parametrize("sync", [False, True])
-def test_sync_batchnorm_makes_the_trainer_convert_batchnorm_layers(tiny, tmp_path, sync):
+def test_sync_batchnorm_makes_the_trainer_convert_batchnorm_layers(tiny_synthetic, tmp_path, sync):
     from stdpose.engine.lit import StdposeModule
 
-    cfg = _cfg(tiny, trainer__sync_batchnorm=str(sync).lower(), trainer__strategy="ddp")  # 1 process: no launch
+    # 1 process: no launch
+    cfg = _cfg(tiny_synthetic, trainer__sync_batchnorm=str(sync).lower(), trainer__strategy="ddp")
     trainer = build_trainer(cfg, tmp_path)
     layer_sync = trainer.strategy._layer_sync  # what Lightning's DDP strategies apply to the model at setup
     assert (layer_sync is not None) == sync
@@ -53,8 +49,8 @@ def test_sync_batchnorm_makes_the_trainer_convert_batchnorm_layers(tiny, tmp_pat
 
 
 @pytest.mark.parametrize("keep", [False, True])
-def test_keep_every_epoch_keeps_one_checkpoint_per_epoch(tiny, tmp_path, keep):
-    cfg = _cfg(tiny, trainer__max_epochs=2, trainer__limit_train_batches=1, trainer__limit_val_batches=1,
+def test_keep_every_epoch_keeps_one_checkpoint_per_epoch(tiny_synthetic, tmp_path, keep):
+    cfg = _cfg(tiny_synthetic, trainer__max_epochs=2, trainer__limit_train_batches=1, trainer__limit_val_batches=1,
                checkpoint__keep_every_epoch=str(keep).lower())
     result = train(cfg, output_dir=tmp_path / "run")
     assert result.epoch == 2 and not result.interrupted
@@ -78,7 +74,7 @@ class _Samples(pl.Callback):
         self.pixels.append(batch["frames"].double().sum(dim=(1, 2, 3, 4)))  # the augmented crops, per sample
 
 
-def test_worker_processes_load_the_same_batches_as_the_main_process(tiny, tmp_path, monkeypatch):
+def test_worker_processes_load_the_same_batches_as_the_main_process(tiny_synthetic, tmp_path, monkeypatch):
     import os
 
     from stdpose.data.dataset import TripletDataset
@@ -94,7 +90,7 @@ def test_worker_processes_load_the_same_batches_as_the_main_process(tiny, tmp_pa
     monkeypatch.setattr(TripletDataset, "__getitem__", recording)
     seen = {}
     for workers in (0, 2):
-        cfg = _cfg(tiny, trainer__max_epochs=1, trainer__limit_train_batches=3, trainer__limit_val_batches=1,
+        cfg = _cfg(tiny_synthetic, trainer__max_epochs=1, trainer__limit_train_batches=3, trainer__limit_val_batches=1,
                    data__num_workers=workers)
         record = _Samples()
         result = train(cfg, output_dir=tmp_path / f"w{workers}", extra_callbacks=[record])

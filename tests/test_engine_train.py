@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from conftest_engine import tiny_overrides
+from conftest_engine import CtrlC, tiny_overrides
 
 from stdpose.engine.config import load_config
 from stdpose.engine.trainer import INTERRUPTED, LAST, find_resume_checkpoint, resolve_resume, train
@@ -155,23 +154,12 @@ def test_resume_continues_exactly(straight_run, tiny_synthetic, tmp_path):
     assert val_a["groups"] == val_b["groups"]
 
 
-class _CtrlC(pl.Callback):
-    """Press Ctrl-C when the optimizer step `at` has been taken."""
-
-    def __init__(self, at: int):
-        self.at = at
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.at:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("at", [2, 4], ids=["epoch0", "epoch1"])
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_epoch_exactly(at, straight_run, tiny_synthetic,
                                                                           tmp_path):
     cfg = _config(DEMO, tiny_synthetic, trainer__max_epochs=2, **RESUME_EXTRA)
     out = tmp_path / "run"
-    stopped = train(cfg, output_dir=out, extra_callbacks=[_CtrlC(at)])
+    stopped = train(cfg, output_dir=out, extra_callbacks=[CtrlC(at)])
     assert stopped.interrupted
     interrupted = out / "checkpoints" / INTERRUPTED
     assert _load(interrupted)["global_step"] == at

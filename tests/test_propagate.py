@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest_engine import tiny_synthetic_dir
 
 from stdpose.data.formats import read_annotations
 from stdpose.data.records import Frame, Person, Video
@@ -25,14 +24,9 @@ CONFIG = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def val_video(tiny_dir):
-    return read_annotations(tiny_dir / "annotations" / "val")[0]
+def val_video(tiny_synthetic):
+    return read_annotations(tiny_synthetic / "annotations" / "val")[0]
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +112,8 @@ class _Nothing:
         return video
 
 
-def test_evaluate_propagators_scores_only_the_dropped_frames(tiny_dir):
-    videos = read_annotations(tiny_dir / "annotations" / "val")
+def test_evaluate_propagators_scores_only_the_dropped_frames(tiny_synthetic):
+    videos = read_annotations(tiny_synthetic / "annotations" / "val")
     from stdpose.propagation.methods import get_propagator
 
     outputs: dict = {}
@@ -147,9 +141,9 @@ def _expected_counts(video: Video, labeled: list[int]) -> tuple[int, int]:
     return reuse, poses
 
 
-def test_reuse_and_naive_give_the_same_poses_with_fewer_backbone_passes(val_video, tiny_dir, model):
+def test_reuse_and_naive_give_the_same_poses_with_fewer_backbone_passes(val_video, tiny_synthetic, model):
     sparse, _, kept = sparsify(val_video, 7)
-    frames = VideoFrames(val_video, tiny_dir)
+    frames = VideoFrames(val_video, tiny_synthetic)
     reuse = STDPosePropagator(model, _config(), progress=False, batch_size=5)
     naive = STDPosePropagator(model, _config(), progress=False, batch_size=4, reuse_backbone=False)
     a, b = reuse.propagate(sparse, frames, kept), naive.propagate(sparse, frames, kept)
@@ -170,10 +164,10 @@ def test_reuse_and_naive_give_the_same_poses_with_fewer_backbone_passes(val_vide
     assert n > poses  # propagated persons plus the copied labels
 
 
-def test_output_contract(val_video, tiny_dir, model):
+def test_output_contract(val_video, tiny_synthetic, model):
     sparse, _, kept = sparsify(val_video, 7)
     prop = STDPosePropagator(model, _config(), progress=False)
-    out = prop.propagate(sparse, VideoFrames(val_video, tiny_dir), kept)
+    out = prop.propagate(sparse, VideoFrames(val_video, tiny_synthetic), kept)
     assert out.num_frames == val_video.num_frames
     assert [f.file_name for f in out.frames] == [f.file_name for f in val_video.frames]
     label_ids = {p.track_id for i in kept for p in sparse.frames[i].persons}
@@ -196,10 +190,10 @@ def test_output_contract(val_video, tiny_dir, model):
     assert out.extra["propagation"]["stats"]["backbone_images"] == prop.last_stats.backbone_images
 
 
-def test_key_crop_models_run_per_key_frame(val_video, tiny_dir, model):
+def test_key_crop_models_run_per_key_frame(val_video, tiny_synthetic, model):
     sparse, _, kept = sparsify(val_video, 7)
     prop = STDPosePropagator(model, _config(crop="key"), progress=False)
-    out = prop.propagate(sparse, VideoFrames(val_video, tiny_dir), kept)
+    out = prop.propagate(sparse, VideoFrames(val_video, tiny_synthetic), kept)
     assert prop.last_stats.backbone_images == 3 * prop.last_stats.key_frames
     assert sum(len(f.persons) for f in out.frames if not f.is_labeled) == prop.last_stats.key_frames
 
@@ -213,9 +207,9 @@ def test_config_checks(model):
         STDPosePropagator(model, _config(), batch_size=0)
 
 
-def test_frames_shorter_than_the_labels_is_a_data_error(val_video, tiny_dir, model):
+def test_frames_shorter_than_the_labels_is_a_data_error(val_video, tiny_synthetic, model):
     sparse, _, kept = sparsify(val_video, 7)
-    frames = VideoFrames(val_video, tiny_dir)
+    frames = VideoFrames(val_video, tiny_synthetic)
     with pytest.raises(DataError, match="only"):
         STDPosePropagator(model, _config(), progress=False).propagate(sparse, [frames[i] for i in range(5)], kept)
 

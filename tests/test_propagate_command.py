@@ -12,10 +12,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, shared_data
-from conftest_engine import tiny_synthetic_dir
+from conftest import REPO, run_propagate, shared_data
 
-from stdpose.cli import main
 from stdpose.data.formats import read_annotations, write_coco_keypoints, write_posetrack18
 from stdpose.model import build_model
 from stdpose.propagation.tracks import segment_plan
@@ -27,17 +25,12 @@ CONFIG = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def clip(tiny_dir):
+def clip(tiny_synthetic):
     """(frame folder, label file, Video) of the first tiny val video."""
-    labels = sorted((tiny_dir / "annotations" / "val").glob("*.json"))[0]
+    labels = sorted((tiny_synthetic / "annotations" / "val").glob("*.json"))[0]
     video = read_annotations(labels)[0]
-    return tiny_dir / "images" / "val" / video.name, labels, video
+    return tiny_synthetic / "images" / "val" / video.name, labels, video
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +42,6 @@ def checkpoint(tmp_path_factory):
     torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
                 "hyper_parameters": {"config": CONFIG}}, path)
     return path
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    rc = main(["propagate", "--no-progress", *[str(a) for a in argv]])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def _check_complete(out_file: Path, source, labeled: list[int], method: str, extend: int = 0) -> None:
@@ -83,8 +70,8 @@ def _check_complete(out_file: Path, source, labeled: list[int], method: str, ext
 def test_stdpose_interval_eval_overlay(clip, checkpoint, tmp_path, capsys):
     folder, labels, video = clip
     out, overlay = tmp_path / "out.json", tmp_path / "overlay.mp4"
-    rc, text, err = _run(capsys, "--video", folder, "--labels", labels, "--checkpoint", checkpoint, "--interval", 7,
-                         "--eval", "--out", out, "--overlay", overlay)
+    rc, text, err = run_propagate(capsys, "--video", folder, "--labels", labels, "--checkpoint", checkpoint,
+                                  "--interval", 7, "--eval", "--out", out, "--overlay", overlay)
     assert rc == 0, err
     kept = [3, 10, 17, video.num_frames - 1]
     from stdpose.propagation.protocol import sparsify
@@ -101,8 +88,8 @@ def test_stdpose_interval_eval_overlay(clip, checkpoint, tmp_path, capsys):
 def test_baselines_need_no_video(clip, tmp_path, capsys):
     _, labels, video = clip
     out = tmp_path / "linear.json"
-    rc, text, err = _run(capsys, "--labels", labels, "--method", "linear", "--interval", 5, "--protocol", "every",
-                         "--eval", "--out", out)
+    rc, text, err = run_propagate(capsys, "--labels", labels, "--method", "linear", "--interval", 5, "--protocol",
+                                  "every", "--eval", "--out", out)
     assert rc == 0, err
     from stdpose.propagation.protocol import sparsify
 
@@ -112,11 +99,11 @@ def test_baselines_need_no_video(clip, tmp_path, capsys):
     assert "linear" in text.split("PoseTrack mAP")[1]
 
 
-def test_detection_boxes(clip, tiny_dir, tmp_path, capsys):
+def test_detection_boxes(clip, tiny_synthetic, tmp_path, capsys):
     folder, labels, _ = clip
-    dets = tiny_dir / "detections" / "val.json"
+    dets = tiny_synthetic / "detections" / "val.json"
     out = tmp_path / "det.json"
-    rc, text, err = _run(capsys, "--video", folder, "--labels", labels, "--method", "linear", "--interval", 7,
+    rc, text, err = run_propagate(capsys, "--video", folder, "--labels", labels, "--method", "linear", "--interval", 7,
                          "--detections", dets, "--out", out)
     assert rc == 0, err
     assert "detections:" in text and "ignored" in text  # the file also holds the other val video's boxes
@@ -133,7 +120,7 @@ def test_coco_labels_are_expanded_and_written_back_as_coco(clip, tmp_path, capsy
     coco_in = tmp_path / "labels_coco.json"
     write_coco_keypoints(Video(name="clip", frames=labeled), coco_in, layout="coco")
     out = tmp_path / "out_coco.json"
-    rc, text, err = _run(capsys, "--video", folder, "--labels", coco_in, "--method", "linear", "--out", out)
+    rc, text, err = run_propagate(capsys, "--video", folder, "--labels", coco_in, "--method", "linear", "--out", out)
     assert rc == 0, err
     data = json.loads(out.read_text())
     assert len(data["images"]) == video.num_frames  # expanded to every frame of the video
@@ -155,7 +142,7 @@ def test_labels_reference_frames_the_video_lacks(clip, tmp_path, capsys):
     for i in range(15):
         (short / f"{i:06d}.jpg").symlink_to(folder / f"{i:06d}.jpg")
     out = tmp_path / "out.json"
-    rc, text, err = _run(capsys, "--video", short, "--labels", labels, "--method", "linear", "--interval", 7,
+    rc, text, err = run_propagate(capsys, "--video", short, "--labels", labels, "--method", "linear", "--interval", 7,
                          "--out", out)
     assert rc == 0, err
     assert "lacks" in text and "7 frame(s) of the labels are not in the video" in text
@@ -180,7 +167,7 @@ def test_track_in_one_labeled_frame_only(clip, tmp_path, capsys):
     labels = tmp_path / "one_sided.json"
     write_posetrack18(sparse, labels)
     out = tmp_path / "out.json"
-    rc, text, err = _run(capsys, "--video", folder, "--labels", labels, "--method", "nearest", "--out", out)
+    rc, text, err = run_propagate(capsys, "--video", folder, "--labels", labels, "--method", "nearest", "--out", out)
     assert rc == 0, err
     assert "only one of two consecutive labeled frames" in text
     result = read_annotations(out)[0]
@@ -196,8 +183,8 @@ def test_frames_of_different_sizes_are_resized(clip, checkpoint, tmp_path, capsy
     img = cv2.imread(str(mixed / "000005.jpg"))
     cv2.imwrite(str(mixed / "000005.jpg"), cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2)))
     out = tmp_path / "out.json"
-    rc, text, err = _run(capsys, "--video", mixed, "--labels", labels, "--checkpoint", checkpoint, "--interval", 7,
-                         "--out", out)
+    rc, text, err = run_propagate(capsys, "--video", mixed, "--labels", labels, "--checkpoint", checkpoint,
+                                  "--interval", 7, "--out", out)
     assert rc == 0, err
     assert "1 frame(s) of another size (96x72) were resized to 192x144" in text
     assert read_annotations(out)[0].frames[5].persons
@@ -205,7 +192,7 @@ def test_frames_of_different_sizes_are_resized(clip, checkpoint, tmp_path, capsy
 
 def test_interval_longer_than_the_video(clip, tmp_path, capsys):
     _, labels, video = clip
-    rc, text, err = _run(capsys, "--labels", labels, "--method", "linear", "--interval", 50, "--eval",
+    rc, text, err = run_propagate(capsys, "--labels", labels, "--method", "linear", "--interval", 50, "--eval",
                          "--out", tmp_path / "o.json")
     assert rc == 0, err
     last = video.num_frames - 1
@@ -226,7 +213,7 @@ def test_interval_longer_than_the_video(clip, tmp_path, capsys):
 )
 def test_usage_errors(clip, tmp_path, capsys, extra, message):
     folder, labels, _ = clip
-    rc, _, err = _run(capsys, "--video", folder, "--labels", labels, "--out", tmp_path / "o.json", *extra)
+    rc, _, err = run_propagate(capsys, "--video", folder, "--labels", labels, "--out", tmp_path / "o.json", *extra)
     assert rc == 2 and message in err
     assert not (tmp_path / "o.json").exists()
 
@@ -235,22 +222,23 @@ def test_bad_files(clip, tmp_path, capsys):
     folder, labels, video = clip
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"\x00garbage")
-    rc, _, err = _run(capsys, "--video", folder, "--labels", labels, "--checkpoint", bad, "--out", tmp_path / "o")
+    rc, _, err = run_propagate(capsys, "--video", folder, "--labels", labels, "--checkpoint", bad, "--out",
+                               tmp_path / "o")
     assert rc == 2 and "cannot read checkpoint" in err
-    rc, _, err = _run(capsys, "--labels", labels, "--method", "flow", "--out", tmp_path / "o")
+    rc, _, err = run_propagate(capsys, "--labels", labels, "--method", "flow", "--out", tmp_path / "o")
     assert rc == 2 and "--video is required" in err
     unlabeled = tmp_path / "unlabeled.json"
     for f in video.frames:
         f.is_labeled, f.persons = False, []
     write_posetrack18(video, unlabeled)
-    rc, _, err = _run(capsys, "--labels", unlabeled, "--method", "linear", "--out", tmp_path / "o")
+    rc, _, err = run_propagate(capsys, "--labels", unlabeled, "--method", "linear", "--out", tmp_path / "o")
     assert rc == 2 and "no labeled frame" in err
     two = tmp_path / "two.json"
     videos = read_annotations(labels.parent)
     write_posetrack18(videos, two)
-    rc, _, err = _run(capsys, "--labels", two, "--method", "linear", "--out", tmp_path / "o")
+    rc, _, err = run_propagate(capsys, "--labels", two, "--method", "linear", "--out", tmp_path / "o")
     assert rc == 2 and "--video-name" in err
-    rc, _, err = _run(capsys, "--labels", two, "--video-name", videos[1].name, "--method", "linear",
+    rc, _, err = run_propagate(capsys, "--labels", two, "--video-name", videos[1].name, "--method", "linear",
                       "--out", tmp_path / "o.json")
     assert rc == 0, err
     assert read_annotations(tmp_path / "o.json")[0].name == videos[1].name
@@ -263,7 +251,7 @@ def test_bad_files(clip, tmp_path, capsys):
 def test_real_posetrack_clip_with_hand_labels(tmp_path, capsys):
     frames = shared_data("posetrack18_samples", "videos", "000001_mpiinew_test")
     out = tmp_path / "pt.json"
-    rc, text, err = _run(capsys, "--video", frames, "--labels", FIXTURES / "000001_mpiinew_test_hand.json",
+    rc, text, err = run_propagate(capsys, "--video", frames, "--labels", FIXTURES / "000001_mpiinew_test_hand.json",
                          "--method", "linear", "--out", out)
     assert rc == 0, err
     result = read_annotations(out)[0]
@@ -282,8 +270,8 @@ def test_real_posetrack_clip_with_hand_labels(tmp_path, capsys):
 def test_real_vtest_video_file_with_hand_labels(tmp_path, capsys):
     avi = shared_data("opencv_samples", "vtest.avi")
     out = tmp_path / "vt.json"
-    rc, text, err = _run(capsys, "--video", avi, "--labels", FIXTURES / "vtest_hand.json", "--method", "linear",
-                         "--out", out)
+    rc, text, err = run_propagate(capsys, "--video", avi, "--labels", FIXTURES / "vtest_hand.json", "--method",
+                                  "linear", "--out", out)
     assert rc == 0, err
     assert "by the frame number in the file names" in text
     result = read_annotations(out)[0]
@@ -293,12 +281,12 @@ def test_real_vtest_video_file_with_hand_labels(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------ benchmark
 
 
-def test_benchmark_quick_mode(tiny_dir, tmp_path, capsys):
+def test_benchmark_quick_mode(tiny_synthetic, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("bench_propagation", REPO / "benchmarks" / "propagation.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "results"
-    rc = bench.main(["--quick", "--data", str(tiny_dir), "--work", str(tmp_path / "work"), "--out", str(out),
+    rc = bench.main(["--quick", "--data", str(tiny_synthetic), "--work", str(tmp_path / "work"), "--out", str(out),
                      "--no-progress", "--threads", "1", "--input-size", "64", "48", "--sigma", "1.0"])
     assert rc == 0
     res = json.loads((out / "propagation.json").read_text())
@@ -311,6 +299,6 @@ def test_benchmark_quick_mode(tiny_dir, tmp_path, capsys):
         assert (out / name).stat().st_size > 0
     assert "Table 1" in (out / "propagation.md").read_text()
     # a second run reuses the checkpoints instead of training again
-    bench.main(["--quick", "--data", str(tiny_dir), "--work", str(tmp_path / "work"), "--out", str(out),
+    bench.main(["--quick", "--data", str(tiny_synthetic), "--work", str(tmp_path / "work"), "--out", str(out),
                 "--no-progress", "--threads", "1", "--input-size", "64", "48", "--sigma", "1.0"])
     assert "loaded" in capsys.readouterr().out

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from conftest_engine import tiny_synthetic_dir
+from conftest import REPO, run_propagate
 
 from stdpose.cli import main
 from stdpose.data.formats import read_annotations
@@ -22,38 +21,27 @@ from stdpose.propagation.flow import FlowPropagator
 from stdpose.propagation.protocol import evaluate_propagators
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    rc = main(["propagate", "--no-progress", *[str(a) for a in argv]])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture(scope="module")
-def sequential(tiny_dir, tmp_path_factory):
+def sequential(tiny_synthetic, tmp_path_factory):
     """One-process flow run over the tiny train split at T=7: (out dir, gt dir, printed text)."""
     base = tmp_path_factory.mktemp("seq")
-    argv = ["propagate", "--no-progress", "--labels", str(tiny_dir / "annotations" / "train"), "--video",
-            str(tiny_dir), "--method", "flow", "--interval", "7", "--review-below", "0.5",
+    argv = ["propagate", "--no-progress", "--labels", str(tiny_synthetic / "annotations" / "train"), "--video",
+            str(tiny_synthetic), "--method", "flow", "--interval", "7", "--review-below", "0.5",
             "--review-sheet", str(base / "sheets"), "--out", str(base / "out"), "--gt-out", str(base / "gt")]
     assert main(argv) == 0
     return base / "out", base / "gt"
 
 
-def test_one_output_file_per_video_and_the_dropped_labels(tiny_dir, sequential):
+def test_one_output_file_per_video_and_the_dropped_labels(tiny_synthetic, sequential):
     out, gt = sequential
-    labels = sorted(p.name for p in (tiny_dir / "annotations" / "train").glob("*.json"))
+    labels = sorted(p.name for p in (tiny_synthetic / "annotations" / "train").glob("*.json"))
     assert sorted(p.name for p in out.iterdir()) == labels == sorted(p.name for p in gt.iterdir())
     for name in labels:
-        source = read_annotations(tiny_dir / "annotations" / "train" / name)[0]
+        source = read_annotations(tiny_synthetic / "annotations" / "train" / name)[0]
         pred, truth = read_annotations(out / name)[0], read_annotations(gt / name)[0]
         assert pred.num_frames == truth.num_frames == source.num_frames
         # gt holds exactly the frames that were propagated (labeled in the source, not kept)
@@ -65,20 +53,21 @@ def test_one_output_file_per_video_and_the_dropped_labels(tiny_dir, sequential):
     assert sorted(p.name for p in (out.parent / "sheets").iterdir()) == [n.replace(".json", ".jpg") for n in labels]
 
 
-def test_gt_out_and_evaluate_give_the_protocols_own_score(tiny_dir, sequential, tmp_path, capsys):
+def test_gt_out_and_evaluate_give_the_protocols_own_score(tiny_synthetic, sequential, tmp_path, capsys):
     out, gt = sequential
     assert main(["evaluate", "--gt", str(gt), "--pred", str(out), "--json", str(tmp_path / "m.json")]) == 0
     capsys.readouterr()
     tool = json.loads((tmp_path / "m.json").read_text())
-    videos = read_annotations(tiny_dir / "annotations" / "train")
-    own = evaluate_propagators(videos, lambda v: VideoFrames(v, tiny_dir), {"flow": FlowPropagator()}, 7)["flow"]
+    videos = read_annotations(tiny_synthetic / "annotations" / "train")
+    own = evaluate_propagators(videos, lambda v: VideoFrames(v, tiny_synthetic), {"flow": FlowPropagator()}, 7)["flow"]
     assert own.num_images == tool["num_images"] > 0
     for group, value in own.groups.items():
         assert tool["groups"][group] == pytest.approx(value, abs=1e-9), group
 
 
-def test_workers_write_the_same_files_as_one_process(tiny_dir, sequential, tmp_path, capsys):
-    rc, text, err = _run(capsys, "--labels", tiny_dir / "annotations" / "train", "--video", tiny_dir, "--method",
+def test_workers_write_the_same_files_as_one_process(tiny_synthetic, sequential, tmp_path, capsys):
+    rc, text, err = run_propagate(capsys, "--labels", tiny_synthetic / "annotations" / "train", "--video",
+                                  tiny_synthetic, "--method",
                          "flow", "--interval", "7", "--review-below", "0.5", "--workers", "2",
                          "--out", tmp_path / "out", "--gt-out", tmp_path / "gt")
     assert rc == 0, err
@@ -93,13 +82,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_ranks_under_torchrun_write_the_same_files_as_one_process(tiny_dir, sequential, tmp_path):
+def test_two_ranks_under_torchrun_write_the_same_files_as_one_process(tiny_synthetic, sequential, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"), "PYTHONWARNINGS": "ignore"}
     for key in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_NTASKS", "SLURM_PROCID"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
            str(_free_port()), "-m", "stdpose.cli", "propagate", "--no-progress", "--labels",
-           str(tiny_dir / "annotations" / "train"), "--video", str(tiny_dir), "--method", "flow", "--interval", "7",
+           str(tiny_synthetic / "annotations" / "train"), "--video", str(tiny_synthetic), "--method", "flow",
+           "--interval", "7",
            "--review-below", "0.5", "--out", str(tmp_path / "out"), "--gt-out", str(tmp_path / "gt")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -108,8 +98,8 @@ def test_two_ranks_under_torchrun_write_the_same_files_as_one_process(tiny_dir, 
     assert _files(tmp_path / "gt") == _files(sequential[1])
 
 
-def test_shards_cover_every_video_once_and_balance_frames(tiny_dir, tmp_path):
-    jobs = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", None)
+def test_shards_cover_every_video_once_and_balance_frames(tiny_synthetic, tmp_path):
+    jobs = plan_jobs(tiny_synthetic / "annotations" / "train", tmp_path / "o", None)
     for world in (1, 2, 3, 5):
         parts = [shard(jobs, r, world) for r in range(world)]
         names = [j.video.name for part in parts for j in part]
@@ -118,7 +108,7 @@ def test_shards_cover_every_video_once_and_balance_frames(tiny_dir, tmp_path):
         assert max(loads) - min(loads) <= max(j.weight for j in jobs)
 
 
-def test_frames_are_decoded_once_per_video(tiny_dir, tmp_path, monkeypatch):
+def test_frames_are_decoded_once_per_video(tiny_synthetic, tmp_path, monkeypatch):
     decoded: list[tuple[str, int]] = []
     original = ImageListReader._decode
 
@@ -127,14 +117,14 @@ def test_frames_are_decoded_once_per_video(tiny_dir, tmp_path, monkeypatch):
         return original(self, index)
 
     monkeypatch.setattr(ImageListReader, "_decode", counting)
-    job = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", tiny_dir)[0]
+    job = plan_jobs(tiny_synthetic / "annotations" / "train", tmp_path / "o", tiny_synthetic)[0]
     result = propagate_job(job, DatasetOptions(method="flow", interval=7), FlowPropagator())
     assert result.frames == job.video.num_frames and result.propagated_poses > 0
     assert len(decoded) == len(set(decoded)) and len(decoded) <= job.video.num_frames
 
 
-def test_bad_data_set_input_is_a_one_line_error(tiny_dir, tmp_path, capsys):
-    labels = tiny_dir / "annotations" / "train"
+def test_bad_data_set_input_is_a_one_line_error(tiny_synthetic, tmp_path, capsys):
+    labels = tiny_synthetic / "annotations" / "train"
     cases = [
         (["--out", tmp_path / "x.json"], "--out must be a folder"),
         (["--out", tmp_path / "o", "--gt-out", tmp_path / "g"], "--gt-out needs --interval"),
@@ -143,19 +133,20 @@ def test_bad_data_set_input_is_a_one_line_error(tiny_dir, tmp_path, capsys):
         (["--out", tmp_path / "o", "--workers", "0"], "--workers must be at least 1"),
     ]
     for extra, message in cases:
-        rc, _, err = _run(capsys, "--labels", labels, "--method", "linear", *extra)
+        rc, _, err = run_propagate(capsys, "--labels", labels, "--method", "linear", *extra)
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (extra, err)
     empty = tmp_path / "nowhere"
     empty.mkdir()
-    rc, _, err = _run(capsys, "--labels", labels, "--video", empty, "--method", "flow", "--out", tmp_path / "o")
+    rc, _, err = run_propagate(capsys, "--labels", labels, "--video", empty, "--method", "flow", "--out",
+                               tmp_path / "o")
     assert rc == 2 and "no frames of video" in err
     assert not (tmp_path / "o").exists()  # nothing written when the plan fails
 
 
-def test_video_job_weight_counts_frames(tiny_dir, tmp_path):
-    job = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", tiny_dir)[0]
+def test_video_job_weight_counts_frames(tiny_synthetic, tmp_path):
+    job = plan_jobs(tiny_synthetic / "annotations" / "train", tmp_path / "o", tiny_synthetic)[0]
     assert isinstance(job, VideoJob) and job.weight == job.video.num_frames
-    assert job.frames == tiny_dir / Path(job.video.frames[0].file_name).parent
+    assert job.frames == tiny_synthetic / Path(job.video.frames[0].file_name).parent
 
 
 def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
@@ -189,14 +180,14 @@ def test_frame_paths_from_label_files_stay_under_the_root(tmp_path):
     assert find_frames(video, tmp_path / "seq.json", root) == root / "seq"
 
 
-def test_a_failing_rank_stops_every_rank_with_its_error(tiny_dir, tmp_path):
+def test_a_failing_rank_stops_every_rank_with_its_error(tiny_synthetic, tmp_path):
     import shutil
 
     labels, images = tmp_path / "labels", tmp_path / "data"
     labels.mkdir()
-    for p in sorted((tiny_dir / "annotations" / "train").glob("*.json"))[:2]:
+    for p in sorted((tiny_synthetic / "annotations" / "train").glob("*.json"))[:2]:
         shutil.copy(p, labels / p.name)
-    shutil.copytree(tiny_dir / "images" / "train", images / "images" / "train")
+    shutil.copytree(tiny_synthetic / "images" / "train", images / "images" / "train")
     broken = sorted((images / "images" / "train").iterdir())[1]
     for f in broken.glob("*.jpg"):
         f.write_bytes(b"not an image")
@@ -212,7 +203,7 @@ def test_a_failing_rank_stops_every_rank_with_its_error(tiny_dir, tmp_path):
     assert proc.stderr.count("cannot decode image") >= 2, proc.stderr[-3000:]
 
 
-def test_progress_bar_counts_frames_of_finished_videos(tiny_dir, tmp_path, monkeypatch):
+def test_progress_bar_counts_frames_of_finished_videos(tiny_synthetic, tmp_path, monkeypatch):
     import tqdm
 
     from stdpose.propagation.dataset_mode import run_jobs
@@ -233,16 +224,16 @@ def test_progress_bar_counts_frames_of_finished_videos(tiny_dir, tmp_path, monke
             pass
 
     monkeypatch.setattr(tqdm, "tqdm", Bar)
-    jobs = plan_jobs(tiny_dir / "annotations" / "train", tmp_path / "o", None)
+    jobs = plan_jobs(tiny_synthetic / "annotations" / "train", tmp_path / "o", None)
     jobs[0].video.frames = jobs[0].video.frames[:10]  # videos of different lengths move the bar differently
     run_jobs(jobs, DatasetOptions(method="linear", interval=7), progress=True)
     assert seen["total"] == [sum(j.video.num_frames for j in jobs)]
     assert seen["updates"] == [j.video.num_frames for j in jobs] and seen["updates"][0] == 10
 
 
-def test_gt_out_for_one_video_matches_its_eval(tiny_dir, tmp_path, capsys):
-    labels = sorted((tiny_dir / "annotations" / "val").glob("*.json"))[0]
-    rc, text, err = _run(capsys, "--labels", labels, "--method", "linear", "--interval", "7", "--eval",
+def test_gt_out_for_one_video_matches_its_eval(tiny_synthetic, tmp_path, capsys):
+    labels = sorted((tiny_synthetic / "annotations" / "val").glob("*.json"))[0]
+    rc, text, err = run_propagate(capsys, "--labels", labels, "--method", "linear", "--interval", "7", "--eval",
                          "--out", tmp_path / "pred.json", "--gt-out", tmp_path / "gt")
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "gt").iterdir()) == ["pred.json"]
@@ -254,7 +245,7 @@ def test_gt_out_for_one_video_matches_its_eval(tiny_dir, tmp_path, capsys):
     assert own == tool and len(own) == 8
 
 
-def test_an_error_in_a_worker_process_is_a_one_line_error(tiny_dir, tmp_path, capsys):
+def test_an_error_in_a_worker_process_is_a_one_line_error(tiny_synthetic, tmp_path, capsys):
     import pickle
     import shutil
 
@@ -266,11 +257,11 @@ def test_an_error_in_a_worker_process_is_a_one_line_error(tiny_dir, tmp_path, ca
         assert type(back) is type(err) and str(back) == str(err)
     labels, images = tmp_path / "labels", tmp_path / "data"
     labels.mkdir()
-    for p in sorted((tiny_dir / "annotations" / "train").glob("*.json"))[:2]:
+    for p in sorted((tiny_synthetic / "annotations" / "train").glob("*.json"))[:2]:
         shutil.copy(p, labels / p.name)
-    shutil.copytree(tiny_dir / "images" / "train", images / "images" / "train")
+    shutil.copytree(tiny_synthetic / "images" / "train", images / "images" / "train")
     for f in sorted((images / "images" / "train").iterdir())[1].glob("*.jpg"):
         f.write_bytes(b"not an image")
-    rc, _, err = _run(capsys, "--labels", labels, "--video", images, "--method", "flow", "--interval", "7",
+    rc, _, err = run_propagate(capsys, "--labels", labels, "--video", images, "--method", "flow", "--interval", "7",
                       "--workers", "2", "--out", tmp_path / "out")
     assert rc == 2 and "cannot decode image" in err and len(err.strip().splitlines()) == 1, err

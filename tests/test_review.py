@@ -8,10 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_data
-from conftest_engine import tiny_synthetic_dir
+from conftest import run_propagate, shared_data
 
-from stdpose.cli import main
 from stdpose.data.formats import read_annotations, write_coco_keypoints, write_posetrack17, write_posetrack18
 from stdpose.data.records import Frame, Person, Video
 from stdpose.errors import ConfigError
@@ -19,17 +17,6 @@ from stdpose.propagation.review import mark_for_review, review_joints
 from stdpose.review_sheet import review_items, write_review_sheet
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    return tiny_synthetic_dir(tmp_path_factory)
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    rc = main(["propagate", "--no-progress", *[str(a) for a in argv]])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def _person(scores, propagated=True, track=1) -> Person:
@@ -75,18 +62,18 @@ def _check_flags(persons: list[dict], threshold: float, slot_of=None) -> int:
     return flagged
 
 
-def _sparse_labels(tiny_dir) -> tuple[Video, Path]:
-    path = sorted((tiny_dir / "annotations" / "val").glob("*.json"))[0]
+def _sparse_labels(tiny_synthetic) -> tuple[Video, Path]:
+    path = sorted((tiny_synthetic / "annotations" / "val").glob("*.json"))[0]
     return read_annotations(path)[0], path
 
 
-def test_review_flags_are_written_in_every_format(tiny_dir, tmp_path, capsys):
+def test_review_flags_are_written_in_every_format(tiny_synthetic, tmp_path, capsys):
     from stdpose.skeleton import COCO_TO_POSETRACK
 
-    video, pt18 = _sparse_labels(tiny_dir)
+    video, pt18 = _sparse_labels(tiny_synthetic)
     threshold = 0.7  # linear scores are 2^(-d/7): joints 4+ frames from a label fall below 0.7
     # PoseTrack18
-    rc, text, err = _run(capsys, "--labels", pt18, "--method", "linear", "--interval", "7", "--review-below",
+    rc, text, err = run_propagate(capsys, "--labels", pt18, "--method", "linear", "--interval", "7", "--review-below",
                          threshold, "--out", tmp_path / "pt18.json")
     assert rc == 0, err
     assert "review (scores below 0.7)" in text
@@ -96,7 +83,7 @@ def test_review_flags_are_written_in_every_format(tiny_dir, tmp_path, capsys):
     assert any(p.extra.get("review") for f in back.frames for p in f.persons)
     # PoseTrack17
     write_posetrack17(video, tmp_path / "in17.json")
-    rc, _, err = _run(capsys, "--labels", tmp_path / "in17.json", "--method", "linear", "--interval", "7",
+    rc, _, err = run_propagate(capsys, "--labels", tmp_path / "in17.json", "--method", "linear", "--interval", "7",
                       "--review-below", threshold, "--out", tmp_path / "pt17.json")
     assert rc == 0, err
     rects = [r for e in json.loads((tmp_path / "pt17.json").read_text())["annolist"] for r in e["annorect"]]
@@ -106,7 +93,8 @@ def test_review_flags_are_written_in_every_format(tiny_dir, tmp_path, capsys):
     slot_of = {src: slot for slot, src in enumerate(COCO_TO_POSETRACK) if src >= 0}  # coco index -> slot
     for layout in ("posetrack", "coco"):
         write_coco_keypoints(video, tmp_path / f"in_{layout}.json", layout=layout)
-        rc, _, err = _run(capsys, "--labels", tmp_path / f"in_{layout}.json", "--method", "linear", "--interval",
+        rc, _, err = run_propagate(capsys, "--labels", tmp_path / f"in_{layout}.json", "--method", "linear",
+                                   "--interval",
                           "7", "--review-below", threshold, "--out", tmp_path / f"coco_{layout}.json")
         assert rc == 0, err
         anns = json.loads((tmp_path / f"coco_{layout}.json").read_text())["annotations"]
@@ -118,7 +106,7 @@ def test_review_flags_are_written_in_every_format(tiny_dir, tmp_path, capsys):
                 # head_bottom / head_top have no COCO joint, so the slots can hold more than the COCO scores show
                 assert set(coco_flagged) <= set(ann["review_joints"]) and ann["review"] is bool(ann["review_joints"])
     # CVAT for video 1.1: the skeleton attributes `review` / `review_joints`, read back into Person.extra
-    rc, _, err = _run(capsys, "--labels", pt18, "--method", "linear", "--interval", "7", "--review-below",
+    rc, _, err = run_propagate(capsys, "--labels", pt18, "--method", "linear", "--interval", "7", "--review-below",
                       threshold, "--out", tmp_path / "cvat.xml")
     assert rc == 0, err
     assert '<attribute name="review">true</attribute>' in (tmp_path / "cvat.xml").read_text()
@@ -130,12 +118,12 @@ def test_review_flags_are_written_in_every_format(tiny_dir, tmp_path, capsys):
     assert from_cvat and from_cvat == from_pt18
 
 
-def test_review_threshold_errors_are_one_line(tiny_dir, tmp_path, capsys):
-    _, pt18 = _sparse_labels(tiny_dir)
-    rc, _, err = _run(capsys, "--labels", pt18, "--method", "linear", "--review-below", "2", "--out",
+def test_review_threshold_errors_are_one_line(tiny_synthetic, tmp_path, capsys):
+    _, pt18 = _sparse_labels(tiny_synthetic)
+    rc, _, err = run_propagate(capsys, "--labels", pt18, "--method", "linear", "--review-below", "2", "--out",
                       tmp_path / "o.json")
     assert rc == 2 and "review threshold must be in [0, 1]" in err and len(err.strip().splitlines()) == 1
-    rc, _, err = _run(capsys, "--labels", pt18, "--method", "linear", "--review-sheet", tmp_path / "s.jpg",
+    rc, _, err = run_propagate(capsys, "--labels", pt18, "--method", "linear", "--review-sheet", tmp_path / "s.jpg",
                       "--out", tmp_path / "o.json")
     assert rc == 2 and "--review-sheet needs --review-below" in err
     assert not (tmp_path / "o.json").exists()
@@ -197,8 +185,8 @@ def test_review_sheet_on_real_frames(clip, tmp_path, capsys):
     else:
         video = shared_data("posetrack18_samples", "videos", "000001_mpiinew_test")
         labels = FIXTURES / "000001_mpiinew_test_hand.json"
-    rc, text, err = _run(capsys, "--video", video, "--labels", labels, "--method", "flow", "--review-below", "0.5",
-                         "--review-sheet", tmp_path / "sheet.html", "--out", tmp_path / "out.json")
+    rc, text, err = run_propagate(capsys, "--video", video, "--labels", labels, "--method", "flow", "--review-below",
+                                  "0.5", "--review-sheet", tmp_path / "sheet.html", "--out", tmp_path / "out.json")
     assert rc == 0, err
     out = read_annotations(tmp_path / "out.json")[0]
     flagged = sorted({f.index for f in out.frames for p in f.persons if p.extra.get("review")})
@@ -206,8 +194,8 @@ def test_review_sheet_on_real_frames(clip, tmp_path, capsys):
     page = (tmp_path / "sheet.html").read_text()
     assert f"({len(flagged)}): {' '.join(map(str, flagged))}" in page
     assert "review sheet:" in text
-    rc, _, err = _run(capsys, "--video", video, "--labels", labels, "--method", "flow", "--review-below", "0.5",
-                      "--review-sheet", tmp_path / "sheet.jpg", "--out", tmp_path / "out.json")
+    rc, _, err = run_propagate(capsys, "--video", video, "--labels", labels, "--method", "flow", "--review-below",
+                               "0.5", "--review-sheet", tmp_path / "sheet.jpg", "--out", tmp_path / "out.json")
     assert rc == 0, err
     img = cv2.imread(str(tmp_path / "sheet.jpg"))
     # crops of real people: varied content, not a blank canvas
