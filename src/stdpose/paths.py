@@ -50,13 +50,7 @@ def check_output_file(path: PathLike, flag: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+    _check_writable_ancestor(path, path.parent, flag)
     return path
 
 
@@ -65,14 +59,19 @@ def check_output_dir(path: PathLike, flag: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file, not a folder")
-    existing = path
+    _check_writable_ancestor(path, path, flag)
+    return path
+
+
+def _check_writable_ancestor(path: Path, start: Path, flag: str) -> None:
+    """ConfigError unless the nearest existing folder at or above `start` is a folder this process can write in."""
+    existing = start
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: cannot write in {existing} (permission denied)")
-    return path
 
 
 def confined(root: PathLike, relative: PathLike, what: str, source: PathLike | None = None) -> Path:
