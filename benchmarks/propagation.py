@@ -97,6 +97,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
         # only when set, so results cached before the option existed still match the default
         **({"stda_head_channels": args.stda_head_channels} if args.stda_head_channels is not None else {}),
         **({"temporal_dim": args.temporal_dim} if args.temporal_dim is not None else {}),
+        **({"temporal_mlp_ratio": args.temporal_mlp_ratio} if args.temporal_mlp_ratio is not None else {}),
         **({"stda_skip": True} if args.stda_skip else {}),
     }
 
@@ -141,7 +142,8 @@ def experiment_config(settings: dict[str, Any], variant: str, data_dir: Path, sw
         "output_dir": "outputs/bench_propagation",
         "model": {"backbone": settings["backbone"], "variant": variant, "tff_depth": settings["tff_depth"],
                   "stda_depth": settings["stda_depth"], "stda_head_channels": settings.get("stda_head_channels"),
-                  "temporal_dim": settings.get("temporal_dim"), "stda_skip": settings.get("stda_skip", False),
+                  "temporal_dim": settings.get("temporal_dim"),
+                  "temporal_mlp_ratio": settings.get("temporal_mlp_ratio"), "stda_skip": settings.get("stda_skip", False),
                   "heatmap_reduction": switches["heatmap_reduction"],
                   "mi_estimator": switches["mi_estimator"], "dam_k": switches["dam_k"],
                   "dam_theta": switches["dam_theta"]},
@@ -583,6 +585,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the full-resolution skip around STDA (model.stda_skip; not in the paper, docs/model.md)")
     p.add_argument("--temporal-dim", type=int, default=None,
                    help="width d of TFF and STDA (default: the backbone size's)")
+    p.add_argument("--temporal-mlp-ratio", type=float, default=None,
+                   help="FFN width / d in TFF's and STDA's blocks (default: the backbone's mlp_ratio, 4)")
     p.add_argument("--stda-head-channels", type=int, default=None,
                    help="width of STDA's deconvolution head (default: the backbone size's head width)")
     p.add_argument("--pretrain-steps", type=int, default=600,

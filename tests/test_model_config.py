@@ -15,8 +15,22 @@ def test_paper_defaults():
     assert (cfg.width, cfg.vit_depth, cfg.vit_heads) == (768, 12, 12)
     assert (cfg.dam_k, cfg.dam_theta, cfg.mi_alpha, cfg.mi_beta) == (1.5, 0.5, 0.1, 0.01)
     assert cfg.heatmap_size == (64, 48) and cfg.grid_size == (16, 12)
-    # d = 256 for ViT-B is a cost choice (docs/performance.md)
+    # d = 256 and FFN ratio 1 in the temporal blocks are ViT-B cost choices (docs/performance.md)
     assert cfg.d_temporal == 256 and cfg.heads_temporal == 4 and cfg.head_width == 256 and cfg.patch_padding == 2
+    assert cfg.mlp_ratio == 4.0 and cfg.mlp_ratio_temporal == 1.0
+    assert ModelConfig(backbone="large").mlp_ratio_temporal == 4.0
+    assert ModelConfig(temporal_mlp_ratio=2).mlp_ratio_temporal == 2
+
+
+def test_temporal_mlp_ratio_sets_the_ffn_width_of_tff_and_stda_only():
+    from stdpose.model import STDPose
+
+    model = STDPose(ModelConfig(backbone="nano", input_size=(64, 48), temporal_mlp_ratio=2))
+    assert model.tff.blocks[0].mlp.fc1.out_features == 2 * 64
+    assert model.stda.blocks[0].mlp.fc1.out_features == 2 * 64
+    assert model.backbone.blocks[0].mlp.fc1.out_features == 4 * 64  # the backbone keeps mlp_ratio
+    with pytest.raises(ConfigError, match="temporal_mlp_ratio"):
+        ModelConfig(temporal_mlp_ratio=0)
 
 
 @pytest.mark.parametrize(

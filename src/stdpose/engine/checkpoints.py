@@ -40,7 +40,7 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
     ckpt = read_checkpoint(path)
     config = ckpt["hyper_parameters"]["config"]
     try:
-        mcfg = model_config(config)
+        mcfg = model_config(_with_architecture(config, ckpt["hyper_parameters"].get("architecture")))
         mcfg.pretrained = None  # the checkpoint already holds the trained weights
         model = build_model(mcfg)
     except (ConfigError, TypeError, ValueError, KeyError) as err:
@@ -50,8 +50,11 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # tensor shapes differ from the model its own config builds
         shapes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+        hint = ("" if ckpt["hyper_parameters"].get("architecture") else
+                "; it stores no resolved sizes (older stdpose): set the model's widths in its config, e.g. ViT-B "
+                "before 2026-12 used temporal_dim 384, temporal_heads 6, temporal_mlp_ratio 4")
         raise DataError(path, f"weights do not fit the model in its own config: {len(shapes)} tensor shape(s) "
-                              f"differ (e.g. {shapes[0] if shapes else _first_line(err)})") from None
+                              f"differ (e.g. {shapes[0] if shapes else _first_line(err)}){hint}") from None
     if missing or unexpected:
         raise DataError(
             path,
@@ -59,6 +62,17 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})",
         )
     return model.to(device).eval(), config
+
+
+def _with_architecture(config: dict, architecture: Any) -> dict:
+    """The experiment config with the model's unset (None) size fields taken from the checkpoint's resolved sizes."""
+    if not isinstance(architecture, dict):
+        return config
+    model = dict(config["model"])
+    for key, value in architecture.items():
+        if model.get(key) is None:
+            model[key] = value
+    return {**config, "model": model}
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -88,6 +102,12 @@ def check_resume_checkpoint(path: str | Path, cfg: dict) -> None:
     if saved["data"].get("task") != cfg["data"].get("task"):
         raise DataError(path, f"checkpoint of a {saved['data'].get('task')} model; this run trains "
                               f"{cfg['data'].get('task')}: give a checkpoint of the same task or no --resume")
+    from stdpose.engine.lit import model_config
+
+    architecture = ckpt["hyper_parameters"].get("architecture")
+    if architecture:  # compare resolved sizes (not None vs 256), so a changed size default is caught too
+        saved = _with_architecture(saved, architecture)
+        cfg = _with_architecture(cfg, model_config(cfg).architecture())
     differ = sorted(k for k in set(saved["model"]) | set(cfg["model"])
                     if k != "pretrained" and saved["model"].get(k) != cfg["model"].get(k))
     if differ:

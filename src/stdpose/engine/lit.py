@@ -68,10 +68,11 @@ class StdposeModule(pl.LightningModule):
         super().__init__()
         from stdpose.model import StdposeLoss, build_model
 
-        self.save_hyperparameters({"config": config})
+        mcfg = model_config(config)
+        # the resolved sizes too, so the checkpoint rebuilds this network even if a size default changes later
+        self.save_hyperparameters({"config": config, "architecture": mcfg.architecture()})
         self.config = config
         self.task = config["data"]["task"]
-        mcfg = model_config(config)
         self.model = build_model(mcfg)
         self.criterion = StdposeLoss(mcfg)  # holds the MI critics (jsd / infonce), optimised with the model
         self.aux_inputs = config["data"].get("aux_inputs", "labels")

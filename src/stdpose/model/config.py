@@ -14,17 +14,17 @@ from typing import Any
 
 from stdpose.errors import ConfigError
 
-# name -> (embed_dim, depth, num_heads, temporal_dim d, temporal_heads, head_channels)
-# d is the width of TFF/STDA (the paper gives none): 256 for ViT-B - chosen for cost (the propagated frame costs
-# 1.17x a single-frame pass by MACs, 1.28x with d = 384; 2/3 of d kept the bench's mAP: docs/performance.md) -, the
-# backbone width for tiny/S, 512 for L/H.
-BACKBONE_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
-    "nano": (64, 2, 2, 64, 2, 32),
-    "tiny": (192, 12, 3, 192, 3, 64),
-    "small": (384, 12, 6, 384, 6, 256),
-    "base": (768, 12, 12, 256, 4, 256),
-    "large": (1024, 24, 16, 512, 8, 256),
-    "huge": (1280, 32, 16, 512, 8, 256),
+# name -> (embed_dim, depth, num_heads, temporal_dim d, temporal_heads, head_channels, temporal_mlp_ratio)
+# The paper gives no width for TFF/STDA. For ViT-B both are cost choices (docs/performance.md): d = 256 and an FFN
+# as wide as d (ratio 1), so that a propagated frame costs <= 1.20x a single-frame pass; each kept the bench's mAP
+# (2/3 of d: -0.2; FFN ratio 4 -> 1: +0.2, 6 seeds). tiny/S use the backbone width, L/H d = 512; all others ratio 4.
+BACKBONE_SIZES: dict[str, tuple[int, int, int, int, int, int, float]] = {
+    "nano": (64, 2, 2, 64, 2, 32, 4.0),
+    "tiny": (192, 12, 3, 192, 3, 64, 4.0),
+    "small": (384, 12, 6, 384, 6, 256, 4.0),
+    "base": (768, 12, 12, 256, 4, 256, 1.0),
+    "large": (1024, 24, 16, 512, 8, 256, 4.0),
+    "huge": (1280, 32, 16, 512, 8, 256, 4.0),
 }
 
 
@@ -61,8 +61,10 @@ _INT_OR_NONE = ("embed_dim", "depth", "num_heads", "temporal_dim", "temporal_hea
 class ModelConfig:
     """Architecture, ablation and loss settings of STDPose (defaults: the paper's ViT-B model at 256x192).
 
-    `embed_dim`, `depth`, `num_heads`, `temporal_dim`, `temporal_heads` and `head_channels` default to None, meaning
-    "the value of the chosen `backbone` size" (see BACKBONE_SIZES); the resolved values are the properties below.
+    `embed_dim`, `depth`, `num_heads`, `temporal_dim`, `temporal_heads`, `head_channels` and `temporal_mlp_ratio`
+    default to None, meaning "the value of the chosen `backbone` size" (see BACKBONE_SIZES); the resolved values are
+    the properties below, and `architecture()` lists them (checkpoints store it, so a later change of a size default
+    does not change the model a checkpoint builds).
     """
 
     backbone: str = "base"
@@ -73,6 +75,8 @@ class ModelConfig:
     patch_size: int = 16
     patch_padding: int = 2  # ViTPose trains its patch conv with padding 2; keep 2 to reproduce its checkpoints
     mlp_ratio: float = 4.0
+    # FFN hidden width / d in TFF's and STDA's blocks; None = the backbone size's (BACKBONE_SIZES)
+    temporal_mlp_ratio: float | None = None
     qkv_bias: bool = True
     drop_path: float = 0.0  # stochastic depth of the backbone (ViTPose-B fine-tunes with 0.3)
     num_joints: int = 17
@@ -136,6 +140,13 @@ class ModelConfig:
         return out
 
     # ----------------------------------------------------------------- resolved values
+    def architecture(self) -> dict[str, Any]:
+        """The size-dependent fields resolved to numbers: what `from_dict` needs to build this exact network again."""
+        return {"embed_dim": self.width, "depth": self.vit_depth, "num_heads": self.vit_heads,
+                "temporal_dim": self.d_temporal, "temporal_heads": self.heads_temporal,
+                "head_channels": self.head_width, "temporal_mlp_ratio": self.mlp_ratio_temporal,
+                "stda_head_channels": self.stda_head_width}
+
     @property
     def switches(self) -> Switches:
         return VARIANTS[self.variant]
@@ -163,6 +174,10 @@ class ModelConfig:
     @property
     def head_width(self) -> int:
         return self.head_channels if self.head_channels is not None else BACKBONE_SIZES[self.backbone][5]
+
+    @property
+    def mlp_ratio_temporal(self) -> float:
+        return self.temporal_mlp_ratio if self.temporal_mlp_ratio is not None else BACKBONE_SIZES[self.backbone][6]
 
     @property
     def stda_head_width(self) -> int:
@@ -220,6 +235,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not _is_number(value) or value <= 0:
                 raise ConfigError(f"model.{name} must be a positive number, got {value!r}")
+        if self.temporal_mlp_ratio is not None and (not _is_number(self.temporal_mlp_ratio)
+                                                    or self.temporal_mlp_ratio <= 0):
+            raise ConfigError(f"model.temporal_mlp_ratio must be a positive number or null, "
+                              f"got {self.temporal_mlp_ratio!r}")
         for name in ("dam_theta", "mi_alpha", "mi_beta"):
             value = getattr(self, name)
             if not _is_number(value) or value < 0:

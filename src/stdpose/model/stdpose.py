@@ -56,7 +56,7 @@ class STDPose(nn.Module):
         self.head = HeatmapHead(c, cfg.head_width, j, out_size=hm)
         grid = self.backbone.grid
         self.tff = (
-            TemporalFeatureFusion(c, d, grid[0] * grid[1], cfg.tff_depth, cfg.heads_temporal, cfg.mlp_ratio)
+            TemporalFeatureFusion(c, d, grid[0] * grid[1], cfg.tff_depth, cfg.heads_temporal, cfg.mlp_ratio_temporal)
             if sw.tff
             else None
         )
@@ -64,7 +64,7 @@ class STDPose(nn.Module):
         self.dam = DynamicAwareMask(j, cfg.dam_k, cfg.dam_theta) if sw.dam else None
         self.stda = (
             SpatioTemporalDynamicsAggregation(
-                j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.stda_head_width, mlp_ratio=cfg.mlp_ratio,
+                j, d, cfg.stda_depth, cfg.heads_temporal, hm, cfg.stda_head_width, mlp_ratio=cfg.mlp_ratio_temporal,
                 skip=cfg.stda_skip, head=cfg.stda_head,
             )
             if sw.stda
