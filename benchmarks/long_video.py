@@ -56,13 +56,15 @@ def label_file(n: int, every: int, path: Path) -> int:
     return len(labeled)
 
 
-def checkpoint(task: str, backbone: str, input_size: list[int], path: Path) -> None:
-    """An untrained `stdpose train`-compatible checkpoint for `task` (propagation: segment crops)."""
+def checkpoint(task: str, backbone: str, input_size: list[int], path: Path, depths: tuple[int, int] = (1, 1)
+               ) -> None:
+    """An untrained `stdpose train`-compatible checkpoint for `task` (propagation: segment crops); `depths` are
+    (tff_depth, stda_depth)."""
     from stdpose.atomic import atomic_path
     from stdpose.engine.config import validate_config
     from stdpose.model import build_model
 
-    cfg = validate_config({"model": {"backbone": backbone, "tff_depth": 1, "stda_depth": 1},
+    cfg = validate_config({"model": {"backbone": backbone, "tff_depth": depths[0], "stda_depth": depths[1]},
                            "data": {"task": task, "crop": "segment" if task == "propagation" else "key",
                                     "input_size": input_size}}, source="benchmarks/long_video.py")
     torch.manual_seed(0)
@@ -82,7 +84,18 @@ def timed_run(args: list[str], threads: int) -> dict:
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     if proc.returncode != 0 or rss is None:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return {"rss_mib": int(rss.group(1)) / 1024, "seconds": wall}
+    # propagate prints the model's own time: "backbone passes: N person crops for P propagated pose(s) in S s"
+    model = re.search(r"for (\d+) propagated pose\(s\) in ([\d.]+) s", proc.stdout)
+    return {"rss_mib": int(rss.group(1)) / 1024, "seconds": wall,
+            "poses": int(model.group(1)) if model else None, "model_seconds": float(model.group(2)) if model else None}
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _rate(count: int | None, seconds: float | None) -> str:
+    return "-" if count is None or not seconds else f"{count / seconds:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone", default="nano")
     p.add_argument("--input-size", type=int, nargs=2, default=[192, 144])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--depths", type=int, nargs=2, default=[1, 1], metavar=("TFF", "STDA"),
+                   help="tff_depth and stda_depth of the untrained models (the paper-size model: 2 2)")
     p.add_argument("--work", type=Path, default=Path("outputs/long_video"))
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -101,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     prop_ckpt, est_ckpt = args.work / "propagation.ckpt", args.work / "estimation.ckpt"
-    checkpoint("propagation", args.backbone, args.input_size, prop_ckpt)
-    checkpoint("estimation", args.backbone, args.input_size, est_ckpt)
+    checkpoint("propagation", args.backbone, args.input_size, prop_ckpt, tuple(args.depths))
+    checkpoint("estimation", args.backbone, args.input_size, est_ckpt, tuple(args.depths))
     rows = []
     for n in args.lengths:
         sparse, dense = args.work / f"labels_{n}_every7.json", args.work / f"labels_{n}_all.json"
@@ -114,28 +129,33 @@ def main(argv: list[str] | None = None) -> int:
                           "--out", str(args.work / f"predicted_{n}.json")], args.threads)
         rows.append((n, kept, prop, pred))
         print(f"{n} frames: propagate peak RSS {prop['rss_mib']:.0f} MiB in {prop['seconds']:.0f} s "
-              f"({(n - kept) / prop['seconds']:.1f} propagated frames/s); predict peak RSS {pred['rss_mib']:.0f} MiB "
-              f"in {pred['seconds']:.0f} s", flush=True)
+              f"({(n - kept) / prop['seconds']:.2f} propagated frames/s end to end); predict peak RSS "
+              f"{pred['rss_mib']:.0f} MiB in {pred['seconds']:.0f} s", flush=True)
     short, long = rows[0], rows[-1]
-    ratio_prop = long[2]["rss_mib"] / short[2]["rss_mib"]
-    ratio_pred = long[3]["rss_mib"] / short[3]["rss_mib"]
     lines = [
         "# Peak memory on long videos",
         "",
         f"Written by `python benchmarks/long_video.py {' '.join(sys.argv[1:] if argv is None else argv)}` on "
         f"{started}; CPU ({os.cpu_count()} cores, shared), {args.threads} torch thread(s) (OMP_NUM_THREADS), torch "
         f"{torch.__version__}. Video: vtest.avi (768x576); labels: the vtest hand labels cycled (timing and memory "
-        f"only); models: untrained {args.backbone} at {args.input_size[0]}x{args.input_size[1]}.",
+        f"only); models: untrained {args.backbone} at {args.input_size[0]}x{args.input_size[1]}, tff/stda depth "
+        f"{args.depths[0]}/{args.depths[1]}. Propagate: labels every 7th frame, `--method stdpose`; 'model s' is the "
+        "time propagate itself reports for its backbone and temporal passes (no start-up, model load or writing); "
+        "frames/s counts unlabeled frames (every person on them), poses/s the propagated person poses.",
         "",
-        "| frames | labeled | propagate peak RSS (MiB) | propagate s | predict peak RSS (MiB) | predict s |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *(f"| {n} | {k} | {a['rss_mib']:.0f} | {a['seconds']:.0f} | {b['rss_mib']:.0f} | {b['seconds']:.0f} |"
-          for n, k, a, b in rows),
-        "",
-        f"Peak RSS {long[0]} / {short[0]} frames: propagate {ratio_prop:.2f}x, predict {ratio_pred:.2f}x "
-        "(target <= 1.3x).",
+        "| frames | labeled | propagate peak RSS (MiB) | propagate s | model s | poses | frames/s (model) | "
+        "poses/s (model) | predict peak RSS (MiB) | predict s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *(f"| {n} | {k} | {a['rss_mib']:.0f} | {a['seconds']:.0f} | {_num(a['model_seconds'], 1)} | {a['poses']} | "
+          f"{_rate(n - k, a['model_seconds'])} | {_rate(a['poses'], a['model_seconds'])} | {b['rss_mib']:.0f} | "
+          f"{b['seconds']:.0f} |" for n, k, a, b in rows),
         "",
     ]
+    if len(rows) > 1:
+        ratio_prop = long[2]["rss_mib"] / short[2]["rss_mib"]
+        ratio_pred = long[3]["rss_mib"] / short[3]["rss_mib"]
+        lines += [f"Peak RSS {long[0]} / {short[0]} frames: propagate {ratio_prop:.2f}x, predict {ratio_pred:.2f}x "
+                  "(target <= 1.3x).", ""]
     text = "\n".join(lines)
     print(text)
     if args.out is not None:
