@@ -587,7 +587,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temporal-dim", type=int, default=None,
                    help="width d of TFF and STDA (default: the backbone size's)")
     p.add_argument("--temporal-mlp-ratio", type=float, default=None,
-                   help="FFN width / d in TFF's and STDA's blocks (default: the backbone's mlp_ratio, 4)")
+                   help="FFN width / d in TFF's and STDA's blocks (default: the backbone size's, 4 for nano)")
     p.add_argument("--stda-head-channels", type=int, default=None,
                    help="width of STDA's deconvolution head (default: the backbone size's head width)")
     p.add_argument("--pretrain-steps", type=int, default=600,
