@@ -131,6 +131,9 @@ def test_bad_data_set_input_is_a_one_line_error(tiny_synthetic, tmp_path, capsys
         (["--out", tmp_path / "o", "--overlay", tmp_path / "o.mp4"], "--overlay is for one video"),
         (["--out", labels, "--interval", "7"], "the labels folder"),
         (["--out", tmp_path / "o", "--workers", "0"], "--workers must be at least 1"),
+        (["--out", tmp_path / "o", "--out-format", "coco"], "--out-format is for one video"),
+        (["--out", tmp_path / "o", "--cvat-map", "coco"], "--cvat-map is for one video"),
+        (["--out", tmp_path / "o", "--checkpoint", tmp_path / "m.ckpt"], "only used by --method stdpose"),
     ]
     for extra, message in cases:
         rc, _, err = run_propagate(capsys, "--labels", labels, "--method", "linear", *extra)
@@ -141,6 +144,24 @@ def test_bad_data_set_input_is_a_one_line_error(tiny_synthetic, tmp_path, capsys
                                tmp_path / "o")
     assert rc == 2 and "no frames of video" in err
     assert not (tmp_path / "o").exists()  # nothing written when the plan fails
+
+
+def test_extend_reaches_every_video_of_the_folder(tiny_synthetic, tmp_path, capsys):
+    """--extend 0 fills nothing past the first/last kept label; the default with --interval fills what the
+    protocol scores there."""
+    labels = tiny_synthetic / "annotations" / "train"
+    outside = {}
+    for name, extra in (("default", []), ("zero", ["--extend", "0"])):
+        rc, _, err = run_propagate(capsys, "--labels", labels, "--method", "linear", "--interval", "7",
+                                   "--out", tmp_path / name, *extra)
+        assert rc == 0, err
+        count = 0
+        for path in sorted((tmp_path / name).iterdir()):
+            video = read_annotations(path)[0]
+            first, last = video.labeled_indices()[0], video.labeled_indices()[-1]
+            count += sum(len(f.persons) for f in video.frames if f.index < first or f.index > last)
+        outside[name] = count
+    assert outside["zero"] == 0 < outside["default"]
 
 
 def test_video_job_weight_counts_frames(tiny_synthetic, tmp_path):

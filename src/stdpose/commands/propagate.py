@@ -144,29 +144,12 @@ def _out_format(args: argparse.Namespace) -> str | None:
     return None  # the labels' format
 
 
-def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    if Path(args.labels).is_dir():  # data-set mode: every video of a folder of label files
-        from stdpose.propagation.dataset_mode import run_command
-
-        return run_command(args)
-    from stdpose.api import plan_notes, run_propagation
-    from stdpose.data.formats import write_annotations
+def _check_common_flags(args: argparse.Namespace) -> None:
+    """The checks (and the default --method) of one-video and data-set mode alike, before either reads a file."""
     from stdpose.errors import ConfigError
-    from stdpose.paths import check_outputs
 
-    check_outputs({"--out": args.out, "--overlay": args.overlay},
-                  {"--labels": args.labels, "--video": args.video, "--detections": args.detections,
-                   "--checkpoint": args.checkpoint})
     if args.method is None:  # the default: the trained model when there is one, else the weight-free auto
         args.method = "stdpose" if args.checkpoint else "auto"
-    needs_frames = args.method in ("stdpose", "flow", "auto")
-    if (needs_frames or args.overlay) and not args.video:
-        raise ConfigError(f"--video is required for --method {args.method}" if needs_frames
-                          else "--overlay needs --video")
-    if args.eval and args.interval is None:
-        raise ConfigError("--eval needs --interval T: the labels it drops are the ground truth it scores against")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.method == "stdpose" and not args.checkpoint:
@@ -178,10 +161,35 @@ def _run(args: argparse.Namespace) -> int:
         from stdpose.propagation.review import check_threshold
 
         check_threshold(args.review_below)
-    if args.review_sheet and (args.review_below is None or not args.video):
-        raise ConfigError("--review-sheet needs --review-below S (which poses to list) and --video (the crops)")
     if args.gt_out and args.interval is None:
         raise ConfigError("--gt-out needs --interval T: the labels it drops are the ground truth it writes")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stdpose.errors import ConfigError
+
+    _check_common_flags(args)
+    if Path(args.labels).is_dir():  # data-set mode: every video of a folder of label files
+        from stdpose.propagation.dataset_mode import run_command
+
+        return run_command(args)
+    from stdpose.api import FRAME_METHODS, plan_notes, run_propagation
+    from stdpose.data.formats import write_annotations
+    from stdpose.paths import check_outputs
+
+    check_outputs({"--out": args.out, "--overlay": args.overlay},
+                  {"--labels": args.labels, "--video": args.video, "--detections": args.detections,
+                   "--checkpoint": args.checkpoint})
+    needs_frames = args.method in FRAME_METHODS
+    if (needs_frames or args.overlay) and not args.video:
+        raise ConfigError(f"--video is required for --method {args.method}" if needs_frames
+                          else "--overlay needs --video")
+    if args.eval and args.interval is None:
+        raise ConfigError("--eval needs --interval T: the labels it drops are the ground truth it scores against")
+    if args.review_sheet and (args.review_below is None or not args.video):
+        raise ConfigError("--review-sheet needs --review-below S (which poses to list) and --video (the crops)")
     if args.workers != 1:
         raise ConfigError("--workers is for a folder of label files (--labels FOLDER)")
 

@@ -50,6 +50,7 @@ class DatasetOptions:
     one_sided: str = "half"
     interval: int | None = None
     protocol: str = "posewarper"
+    extend: int | None = None  # as `stdpose.api.run_propagation`: None = 0, or the protocol's reach with interval
     review_below: float | None = None
     review_sheet_dir: str | None = None
 
@@ -150,19 +151,11 @@ def shard(jobs: Sequence[VideoJob], rank: int, world_size: int) -> list[VideoJob
 
 
 def build_propagator(options: DatasetOptions, progress: bool = False) -> Any:
-    """The propagator of `options.method` (STDPose from its checkpoint, else a baseline)."""
-    if options.method == "stdpose":
-        if not options.checkpoint:
-            raise ConfigError("--method stdpose needs --checkpoint (a trained propagation model); or choose "
-                              "--method flow|linear|nearest")
-        from stdpose.propagation.learned import STDPosePropagator
+    """The propagator of `options.method`, built once for all videos (`run_propagation` sets each one's extend)."""
+    from stdpose.api import build_propagator as build
 
-        return STDPosePropagator.from_checkpoint(options.checkpoint, device=options.device,
-                                                 batch_size=options.batch_size, progress=progress,
-                                                 one_sided=options.one_sided)
-    from stdpose.propagation.methods import get_propagator
-
-    return get_propagator(options.method, one_sided=options.one_sided, progress=progress)  # extend: per video
+    return build(options.method, options.checkpoint, one_sided=options.one_sided, device=options.device,
+                 batch_size=options.batch_size, progress=progress)
 
 
 def propagate_job(job: VideoJob, options: DatasetOptions, propagator: Any) -> VideoResult:
@@ -185,7 +178,8 @@ def propagate_job(job: VideoJob, options: DatasetOptions, propagator: Any) -> Vi
 
         frames = open_frames(job.frames, cache_size=FRAME_CACHE)
     run = run_propagation(frames, video, options.method, options.checkpoint, options.interval,
-                          protocol=options.protocol, one_sided=options.one_sided, propagator=propagator)
+                          protocol=options.protocol, extend=options.extend, one_sided=options.one_sided,
+                          propagator=propagator)
     out = run.output
     if options.review_below is not None:
         from stdpose.propagation.review import mark_for_review
@@ -345,28 +339,25 @@ def run_dataset(jobs: Sequence[VideoJob], options: DatasetOptions, workers: int 
 def run_command(args: Any) -> int:
     """`stdpose propagate --labels FOLDER ...`: check the flags, run every video, print a summary (rank 0)."""
     for flag, value in (("--overlay", args.overlay), ("--detections", args.detections),
-                        ("--video-name", args.video_name)):
+                        ("--video-name", args.video_name), ("--out-format", args.out_format),
+                        ("--cvat-map", args.cvat_map)):
         if value:
             raise ConfigError(f"{flag} is for one video; with a folder of label files (--labels "
                               f"{args.labels}) leave it out")
     out = Path(args.out)
     if out.suffix == ".json" or out.is_file():
         raise ConfigError(f"--labels is a folder, so --out must be a folder (one file per video), got {out}")
-    if args.gt_out and args.interval is None:
-        raise ConfigError("--gt-out needs --interval T: the labels it drops are the ground truth it writes")
     if args.eval and not args.gt_out:
         raise ConfigError("--eval over a folder needs --gt-out DIR (it scores OUT against the dropped labels there, "
                           "as `stdpose evaluate --gt DIR --pred OUT` does)")
     from stdpose.api import FRAME_METHODS
 
-    if args.method is None:  # as one-video mode: the trained model when there is one, else auto
-        args.method = "stdpose" if args.checkpoint else "auto"
     if args.method in FRAME_METHODS and not args.video:
         raise ConfigError(f"--video ROOT (where the frames are) is required for --method {args.method}")
     needs_frames = args.method in FRAME_METHODS or args.review_sheet
     options = DatasetOptions(method=args.method, checkpoint=args.checkpoint, device=args.device,
                              batch_size=args.batch_size, one_sided=args.one_sided, interval=args.interval,
-                             protocol=args.protocol, review_below=args.review_below,
+                             protocol=args.protocol, extend=args.extend, review_below=args.review_below,
                              review_sheet_dir=args.review_sheet)
     if args.review_sheet and args.review_below is None:
         raise ConfigError("--review-sheet needs --review-below S (which poses to list)")
@@ -399,7 +390,7 @@ def run_command(args: Any) -> int:
     if args.eval:
         from stdpose.eval.posetrack_map import evaluate_paths
 
-        res = evaluate_paths(args.gt_out, out)
+        res = evaluate_paths(args.gt_out, out, head_size_mode=args.head_size)
         print(res.format_table(title=f"PoseTrack mAP of the dropped labeled frames of {len(results)} video(s) "
                                      f"(T={args.interval}, {args.protocol})", label=args.method))
     return 0
