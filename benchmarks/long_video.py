@@ -84,7 +84,8 @@ def timed_run(args: list[str], threads: int) -> dict:
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     if proc.returncode != 0 or rss is None:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    # propagate prints the model's own time: "backbone passes: N person crops for P propagated pose(s) in S s"
+    # propagate prints its propagation time (decoding included, no start-up or writing):
+    # "backbone passes: N person crops for P propagated pose(s) in S s"
     model = re.search(r"for (\d+) propagated pose\(s\) in ([\d.]+) s", proc.stdout)
     return {"rss_mib": int(rss.group(1)) / 1024, "seconds": wall,
             "poses": int(model.group(1)) if model else None, "model_seconds": float(model.group(2)) if model else None}
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.__version__}. Video: vtest.avi (768x576); labels: the vtest hand labels cycled (timing and memory "
         f"only); models: untrained {args.backbone} at {args.input_size[0]}x{args.input_size[1]}, tff/stda depth "
         f"{args.depths[0]}/{args.depths[1]}. Propagate: labels every 7th frame, `--method stdpose`; 'model s' is the "
-        "time propagate itself reports for its backbone and temporal passes (no start-up, model load or writing); "
+        "time propagate itself reports for its propagation (segment plan, frame decoding, crops, backbone and "
+        "temporal passes; no start-up, model load or writing); "
         "frames/s counts unlabeled frames (every person on them), poses/s the propagated person poses.",
         "",
         "| frames | labeled | propagate peak RSS (MiB) | propagate s | model s | poses | frames/s (model) | "

@@ -29,7 +29,10 @@ def _save(tmp_path: Path, with_architecture: bool) -> Path:
     if not with_architecture:
         del hparams["architecture"]
     path = tmp_path / "model.ckpt"
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams}, path)
+    import pytorch_lightning as pl
+
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams,
+                "pytorch-lightning_version": pl.__version__}, path)
     return path
 
 
@@ -68,3 +71,10 @@ def test_resume_names_the_size_that_changed(tmp_path, change_default):
 
 def test_resume_with_the_same_config_is_accepted(tmp_path):
     check_resume_checkpoint(_save(tmp_path, with_architecture=True), _config())
+
+
+def test_lightning_load_from_checkpoint_rebuilds_the_trained_network(tmp_path, change_default):
+    path = _save(tmp_path, with_architecture=True)
+    change_default()
+    module = StdposeModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    assert module.model.tff.blocks[0].mlp.fc1.out_features == 4 * 64

@@ -40,7 +40,7 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
     ckpt = read_checkpoint(path)
     config = ckpt["hyper_parameters"]["config"]
     try:
-        mcfg = model_config(_with_architecture(config, ckpt["hyper_parameters"].get("architecture")))
+        mcfg = model_config(with_architecture(config, ckpt["hyper_parameters"].get("architecture")))
         mcfg.pretrained = None  # the checkpoint already holds the trained weights
         model = build_model(mcfg)
     except (ConfigError, TypeError, ValueError, KeyError) as err:
@@ -64,8 +64,9 @@ def load_model_from_checkpoint(path: str | Path, device: str | torch.device = "c
     return model.to(device).eval(), config
 
 
-def _with_architecture(config: dict, architecture: Any) -> dict:
-    """The experiment config with the model's unset (None) size fields taken from the checkpoint's resolved sizes."""
+def with_architecture(config: dict, architecture: Any) -> dict:
+    """The experiment config with the model's unset (None) size fields taken from a checkpoint's resolved sizes
+    (`ModelConfig.architecture()`); `config` itself unchanged."""
     if not isinstance(architecture, dict):
         return config
     model = dict(config["model"])
@@ -106,8 +107,8 @@ def check_resume_checkpoint(path: str | Path, cfg: dict) -> None:
 
     architecture = ckpt["hyper_parameters"].get("architecture")
     if architecture:  # compare resolved sizes (not None vs 256), so a changed size default is caught too
-        saved = _with_architecture(saved, architecture)
-        cfg = _with_architecture(cfg, model_config(cfg).architecture())
+        saved = with_architecture(saved, architecture)
+        cfg = with_architecture(cfg, model_config(cfg).architecture())
     differ = sorted(k for k in set(saved["model"]) | set(cfg["model"])
                     if k != "pretrained" and saved["model"].get(k) != cfg["model"].get(k))
     if differ:

@@ -64,10 +64,13 @@ def mi_gradient_ratios(model: nn.Module, losses: dict[str, torch.Tensor]) -> dic
 class StdposeModule(pl.LightningModule):
     """STDPose training/validation for an experiment config (the dict from `engine.config.load_config`)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, architecture: dict | None = None):
+        """`architecture`: resolved sizes stored by an earlier run (`load_from_checkpoint` passes them back)."""
         super().__init__()
+        from stdpose.engine.checkpoints import with_architecture
         from stdpose.model import StdposeLoss, build_model
 
+        config = with_architecture(config, architecture)
         mcfg = model_config(config)
         # the resolved sizes too, so the checkpoint rebuilds this network even if a size default changes later
         self.save_hyperparameters({"config": config, "architecture": mcfg.architecture()})

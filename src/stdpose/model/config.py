@@ -17,7 +17,8 @@ from stdpose.errors import ConfigError
 # name -> (embed_dim, depth, num_heads, temporal_dim d, temporal_heads, head_channels, temporal_mlp_ratio)
 # The paper gives no width for TFF/STDA. For ViT-B both are cost choices (docs/performance.md): d = 256 and an FFN
 # as wide as d (ratio 1), so that a propagated frame costs <= 1.20x a single-frame pass; each kept the bench's mAP
-# (2/3 of d: -0.2; FFN ratio 4 -> 1: +0.2, 6 seeds). tiny/S use the backbone width, L/H d = 512; all others ratio 4.
+# (2/3 of d: -0.2, 3 seeds; FFN ratio 4 -> 1: +0.2, 6 seeds). tiny/S use the backbone width, L/H d = 512; others
+# ratio 4.
 BACKBONE_SIZES: dict[str, tuple[int, int, int, int, int, int, float]] = {
     "nano": (64, 2, 2, 64, 2, 32, 4.0),
     "tiny": (192, 12, 3, 192, 3, 64, 4.0),
