@@ -526,3 +526,38 @@ def test_one_detect_format_for_every_input(tmp_path):
     assert detect_format(json.loads(coco.read_text())) == "coco"
     assert detect_format([{"data": {}, "annotations": []}]) == "label_studio"
     assert detect_format({"something": 1}) == "unknown"
+
+
+def test_convert_never_writes_over_its_input(tmp_path, capsys, monkeypatch):
+    video = video_with(10, {0: [walker(50)], 9: [walker(90)]})
+    labels = tmp_path / "l.json"
+    write_posetrack18(video, labels)
+    before = labels.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for out in ("./l.json", str(tmp_path / "sub" / ".." / "l.json")):
+        rc, _, err = cli(capsys, "convert", "--labels", "l.json", "--out", out, "--out-format", "coco")
+        assert rc == 2 and "--out" in err and "--labels" in err and len(err.strip().splitlines()) == 1, err
+    assert labels.read_bytes() == before
+
+
+def test_posetrack17_output_refuses_several_videos(tmp_path):
+    from stdpose.errors import ConfigError
+
+    videos = [video_with(4, {0: [walker(50)]}), video_with(4, {0: [walker(60)]})]
+    videos[1].name = "other"
+    with pytest.raises(ConfigError, match="one video per file, got 2"):
+        write_annotations(videos, tmp_path / "two.json", "posetrack17")
+    assert not (tmp_path / "two.json").exists()
+
+
+def test_head_size_plan_checks_the_frames_that_are_scored():
+    """poseval scores every frame with persons, labeled or not: a head box on an unlabeled frame next to labeled
+    persons without one is a mixed yardstick, refused; with labeled_only that frame is not scored, so it is fine."""
+    from stdpose.eval.head_size import head_size_plan
+
+    video = video_with(3, {0: [walker(50, head=False)], 1: [walker(60, head=False)]})
+    video.frames[2].persons = [walker(70, head=True)]  # unlabeled, but evaluated
+    with pytest.raises(DataError, match="while 1 other"):
+        head_size_plan([video], "auto")
+    use_fallback, note = head_size_plan([video], "auto", labeled_only=True)
+    assert use_fallback and "for 2 person(s)" in note

@@ -19,9 +19,11 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stdpose.data.formats import FORMATS
+
     parser.add_argument("--labels", required=True, metavar="L", help="input label file")
     parser.add_argument("--out", required=True, metavar="O", help="output file")
-    parser.add_argument("--out-format", choices=("posetrack18", "posetrack17", "coco", "cvat_coco", "cvat_video"),
+    parser.add_argument("--out-format", choices=FORMATS,
                         default=None, help="output format (default: cvat_video for an .xml --out, else the input's)")
     parser.add_argument("--cvat-map", metavar="MAP", default=None,
                         help="CVAT skeleton node map: posetrack, coco or a JSON/YAML file {node: PoseTrack slot}")
@@ -35,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from stdpose.api import load_labels
     from stdpose.data.formats import write_annotations
     from stdpose.errors import ConfigError
+    from stdpose.paths import check_outputs
     from stdpose.propagation.alignment import align_labels, label_frame_count
 
-    if str(args.out) == str(args.labels):
-        raise ConfigError("--out is the input file; write the conversion to another file")
+    check_outputs({"--out": args.out}, {"--labels": args.labels, "--cvat-map": args.cvat_map})
     video = load_labels(args.labels, args.cvat_map, args.video_name)
     fmt = args.out_format or ("cvat_video" if str(args.out).lower().endswith(".xml") else None)
     frames = args.frames

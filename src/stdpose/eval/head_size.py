@@ -43,25 +43,28 @@ def fallback_head_size(person: Person) -> tuple[float, str]:
     return 0.0, "none"
 
 
-def scored_persons(videos: Sequence[Video]) -> list[tuple[str, Person]]:
-    """(where, person) of every annotated person on a labeled frame (what the mAP scores)."""
+def scored_persons(videos: Sequence[Video], labeled_only: bool = False) -> list[tuple[str, Person]]:
+    """(where, person) of every annotated person on the frames the mAP scores (`posetrack_map.evaluated_positions`:
+    every frame with persons, as poseval; with `labeled_only` only the labeled ones)."""
+    from stdpose.eval.posetrack_map import evaluated_positions
+
     out = []
     for v in videos:
-        for f in v.frames:
-            if not f.is_labeled:
-                continue
+        for i in evaluated_positions(v, labeled_only):
+            f = v.frames[i]
             for k, p in enumerate(f.persons):
                 if p.annotated.any():
                     out.append((f"{v.source or v.name} (frame {f.index} '{f.file_name}', person {k})", p))
     return out
 
 
-def head_size_plan(gt: Sequence[Video], mode: str = "box") -> tuple[bool, str]:
-    """(use the fallback?, a description for the table header) for ground truth `gt`; DataError when it cannot
-    be scored in `mode` (checked before any work is done)."""
+def head_size_plan(gt: Sequence[Video], mode: str = "box", labeled_only: bool = False) -> tuple[bool, str]:
+    """(use the fallback?, a description for the table header) for ground truth `gt` scored on the frames
+    `labeled_only` selects (as `evaluate_posetrack`); DataError when it cannot be scored in `mode` (checked before
+    any work is done)."""
     if mode not in HEAD_MODES:
         raise DataError(None, f"head size mode must be one of {', '.join(HEAD_MODES)}, got {mode!r}")
-    persons = scored_persons(gt)
+    persons = scored_persons(gt, labeled_only)
     with_box = [w for w, p in persons if p.bbox_head is not None]
     without = [w for w, p in persons if p.bbox_head is None]
     if not without:

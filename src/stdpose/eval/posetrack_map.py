@@ -181,7 +181,7 @@ def _pair_videos(gt: list[Video], pred: list[Video], strict: bool, counts: dict[
                                   f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
         counts["pred_videos_skipped"] = len(unknown)
         notes.append(f"skipped {len(unknown)} predicted video(s) not in the ground truth")
-    missing = [gt[i].name for i, p in enumerate(paired) if p is None and _evaluated_positions(gt[i], labeled_only)]
+    missing = [gt[i].name for i, p in enumerate(paired) if p is None and evaluated_positions(gt[i], labeled_only)]
     if missing:
         if strict:
             raise DataError(None, f"no predictions for {len(missing)} ground-truth video(s): "
@@ -193,7 +193,7 @@ def _pair_videos(gt: list[Video], pred: list[Video], strict: bool, counts: dict[
     return paired
 
 
-def _evaluated_positions(video: Video, labeled_only: bool = False) -> list[int]:
+def evaluated_positions(video: Video, labeled_only: bool = False) -> list[int]:
     """Positions of the GT frames poseval evaluates: those with at least one person (poseval drops frames with an
     empty annorect, and their predictions with them, but does not look at is_labeled); with `labeled_only`, only
     the labeled ones among them."""
@@ -315,7 +315,9 @@ def evaluate_posetrack(
     notes: list[str] = []
     from stdpose.eval.head_size import head_size_plan, person_head_size
 
-    use_fallback, head_note = (False, "") if head_size_mode == "box" else head_size_plan(gt, head_size_mode)
+    use_fallback, head_note = False, ""
+    if head_size_mode != "box":
+        use_fallback, head_note = head_size_plan(gt, head_size_mode, labeled_only)
     if use_fallback:
         notes.append(head_note)
     counts["head_size_fallback"] = int(use_fallback)
@@ -325,7 +327,7 @@ def evaluate_posetrack(
     num_gt = np.zeros(_J)
     num_images = 0
     for gv, pv in zip(gt, paired_videos):
-        positions = _evaluated_positions(gv, labeled_only)
+        positions = evaluated_positions(gv, labeled_only)
         counts["gt_unlabeled_frames_with_persons"] += sum(1 for f in gv.frames if not f.is_labeled and f.persons)
         if not positions:
             continue

@@ -70,10 +70,10 @@ def read_annotations(path: str | Path, skipped: Counter | None = None, node_map:
         for f in files:
             videos.extend(read_annotations(f, skipped, node_map))
         return videos
-    kind = detect_format(path)
-    if kind == "cvat_video":
+    if is_cvat_xml(path):
         return read_cvat_video(path, node_map, skipped)
     data = load_json(path)
+    kind = detect_format(data)  # sniffed on the parsed data (detect_format(path) would parse the file again)
     if kind == "posetrack18":
         return read_posetrack18(path, skipped)
     if kind == "posetrack17":
@@ -95,8 +95,12 @@ def write_annotations(video: Video | list[Video], path: str | Path, fmt: str | N
         write_coco_keypoints(videos, path, layout=videos[0].extra.get("layout", "coco") if videos else "coco",
                              cvat=fmt == "cvat_coco" or bool(videos and videos[0].extra.get("cvat_attributes")))
     elif fmt == "posetrack17":
-        for v in videos:
-            write_posetrack17(v, path)
+        if len(videos) != 1:  # one file holds one video: a loop would leave only the last one
+            from stdpose.errors import ConfigError
+
+            raise ConfigError(f"{path}: PoseTrack17 holds one video per file, got {len(videos)}; write one file "
+                              "per video or choose posetrack18")
+        write_posetrack17(videos[0], path)
     elif fmt == "cvat_video":
         write_cvat_video(videos, path, node_map)
     elif fmt == "posetrack18":
