@@ -578,6 +578,7 @@ class PseudoLabelPipeline:
         from stdpose.data.formats import read_annotations, read_detections, write_posetrack18
         from stdpose.data.video import VideoFrames
         from stdpose.propagation.learned import STDPosePropagator
+        from stdpose.propagation.protocol import extended
         from stdpose.propagation.tracks import detections_for_video
 
         folder = self.stage_dir("pseudolabels")
@@ -612,8 +613,8 @@ class PseudoLabelPipeline:
             if detections is not None:
                 propagator.detections = detections_for_video(part, detections)
             frames = VideoFrames(part, image_root)
-            propagator.extend = part.num_frames  # fill the whole window, ends included (propagation is bounded)
-            propagated = propagator.propagate(part, frames, labeled)
+            with extended(propagator, part.num_frames):  # the whole window, ends included (propagation is bounded)
+                propagated = propagator.propagate(part, frames, labeled)
             merged, counts = merge_pseudolabels(video, propagated, first, self.pl["score_threshold"])
             for k, v in counts.items():
                 totals[k] = totals.get(k, 0) + v

@@ -54,7 +54,7 @@ from stdpose.propagation.common import (
     side_keypoints,
 )
 from stdpose.propagation.point_tracking import FLOW_KINDS, Rect, RegionTracker, region_around
-from stdpose.propagation.tracks import TrackSegment, end_velocity, interpolate_box, segment_crop_box, segment_plan
+from stdpose.propagation.tracks import SegmentPlan, TrackSegment, end_velocity, interpolate_box, segment_crop_box
 
 DEFAULT_FLOW = "dis"  # chosen by measurement on the real hand-labeled set (docs/propagation.md)
 REGION_MARGIN = 0.5  # flow region: the track's boxes grown by this x their larger side on each side
@@ -126,15 +126,11 @@ class AutoPropagator(SegmentPropagator):
         self.fb_sigma, self.closure_sigma, self.agree_sigma = float(fb_sigma), float(closure_sigma), float(agree_sigma)
         self._tracker: RegionTracker | None = None
         self._gaps: dict[tuple[int, int], list[TrackSegment]] = {}
-        self._tracks: dict[tuple[int, int, str], _Track] = {}  # (track id, left, side) -> track
+        self._tracks: dict[tuple[int, int, int, str], _Track] = {}  # (track id, left, right, side) -> track
 
     # ------------------------------------------------------------------ lifecycle
 
     def propagate(self, video: Video, frames: FrameSource | None, labeled: Sequence[int]) -> Video:
-        plan = segment_plan(video, labeled, self.one_sided, self.extend, frames=frames)  # as SegmentPropagator
-        self._gaps = {}
-        for seg in plan.segments:
-            self._gaps.setdefault((seg.left, seg.right), []).append(seg)
         try:
             return super().propagate(video, frames, labeled)
         finally:
@@ -143,8 +139,11 @@ class AutoPropagator(SegmentPropagator):
                 self._tracker.release()
             self._tracker = None
 
-    def prepare(self, video: Video, frames: FrameSource | None) -> None:
+    def prepare(self, video: Video, frames: FrameSource | None, plan: SegmentPlan) -> None:
         assert frames is not None
+        self._gaps = {}
+        for seg in plan.segments:  # a gap's segments are tracked together (their regions share the frames)
+            self._gaps.setdefault((seg.left, seg.right), []).append(seg)
         self._tracker = RegionTracker(frames, self.flow)
 
     def finish_gap(self, left: int, right: int) -> None:
@@ -167,7 +166,7 @@ class AutoPropagator(SegmentPropagator):
     def _track_gap(self, left: int, right: int) -> None:
         """Forward and backward flow tracks of every segment of the gap, one tracker call per start frame."""
         assert self._tracker is not None
-        segments = self._gaps.get((left, right), [])
+        segments = self._gaps.pop((left, right), [])  # tracked once, even when no job finds points to track
         jobs: dict[tuple[int, int], list[tuple[TrackSegment, str, np.ndarray, np.ndarray]]] = {}
         for seg in segments:
             if not len(seg.frames):
@@ -235,7 +234,7 @@ class AutoPropagator(SegmentPropagator):
                     r = r * np.clip(ncc / self.appearance_ncc, 0.0, 1.0)
                 rel[joints] = r
                 positions[i], reliability[i] = pos, rel
-            self._tracks[(seg.track_id, seg.left, seg.right, side)] = _Track(positions, reliability)  # type: ignore[index]
+            self._tracks[(seg.track_id, seg.left, seg.right, side)] = _Track(positions, reliability)
 
     def _patch(self, i: int, xy: np.ndarray, patch: int) -> np.ndarray:
         import cv2
@@ -251,9 +250,9 @@ class AutoPropagator(SegmentPropagator):
             return {}
         key_l = (segment.track_id, segment.left, segment.right, "L")
         key_r = (segment.track_id, segment.left, segment.right, "R")
-        if key_l not in self._tracks and key_r not in self._tracks:
+        if (segment.left, segment.right) in self._gaps:  # the gap's first segment: track all of them
             self._track_gap(segment.left, segment.right)
-        fwd, bwd = self._tracks.get(key_l), self._tracks.get(key_r)  # type: ignore[call-overload]
+        fwd, bwd = self._tracks.get(key_l), self._tracks.get(key_r)
         lxy, lmask = side_keypoints(segment.left_person)
         rxy, rmask = side_keypoints(segment.right_person)
         end = segment.left == segment.right

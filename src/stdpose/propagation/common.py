@@ -211,8 +211,8 @@ class SegmentPropagator:
         self.progress = progress
         self.last_summary: dict[str, Any] = {}
 
-    def prepare(self, video: Video, frames: FrameSource | None) -> None:
-        """Per-video setup before any segment."""
+    def prepare(self, video: Video, frames: FrameSource | None, plan: SegmentPlan) -> None:
+        """Per-video setup before any segment; `plan` is the video's segment plan (made once, here)."""
 
     def finish_gap(self, left: int, right: int) -> None:
         """Called after all segments of the gap (left, right) are predicted."""
@@ -226,7 +226,7 @@ class SegmentPropagator:
         plan = segment_plan(video, labeled, self.one_sided, self.extend, frames=frames)
         for msg in plan.summary.messages:
             log.warning(msg)
-        self.prepare(video, frames)
+        self.prepare(video, frames, plan)
         predictions: dict[tuple[int, int], PosePrediction] = {}
         ordered = sorted(plan.segments, key=lambda s: (s.left, s.right, s.first, s.track_id))
         gap: tuple[int, int] | None = None

@@ -28,7 +28,7 @@ from stdpose.propagation.common import (
     joint_scores,
     side_keypoints,
 )
-from stdpose.propagation.tracks import TrackSegment, interpolate_box
+from stdpose.propagation.tracks import SegmentPlan, TrackSegment, interpolate_box
 
 # OpenCV's Farneback parameters (names as in cv2.calcOpticalFlowFarneback); 5 pyramid levels for fast motion.
 FARNEBACK_DEFAULTS: dict[str, Any] = {
@@ -172,7 +172,7 @@ class FlowPropagator(SegmentPropagator):
         FlowCache([], max_side, self.farneback)  # validate the options now, not on the first video
         self._cache: FlowCache | None = None
 
-    def prepare(self, video: Video, frames: FrameSource | None) -> None:
+    def prepare(self, video: Video, frames: FrameSource | None, plan: SegmentPlan) -> None:
         assert frames is not None
         self._cache = FlowCache(frames, self.max_side, self.farneback, where=video.source or video.name)
 

@@ -85,7 +85,3 @@ def mark_for_review(video: Video, threshold: float) -> ReviewSummary:
                 summary.flagged.append((frame.index, person.track_id))
     return summary
 
-
-def needs_review(person: Person) -> bool:
-    """True for a person `mark_for_review` flagged (also after a write/read round trip)."""
-    return bool(person.extra.get(REVIEW_KEY, False))
