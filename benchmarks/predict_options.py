@@ -56,9 +56,18 @@ def stdpose(*args: str, log: Path) -> str:
 
 
 def train(data: Path, work: Path, epochs: int) -> Path:
-    """Train the estimation config on `data`'s train split; the checkpoint path (reused when present)."""
+    """Train the estimation config on `data`'s train split; the checkpoint path (reused when present and trained
+    the same number of epochs on the same data, refused when not)."""
+    from stdpose.engine.checkpoints import read_checkpoint
+
     ckpt = work / "train" / "checkpoints" / "last.ckpt"
     if ckpt.exists():
+        saved = read_checkpoint(ckpt)["hyper_parameters"]["config"]
+        same = (saved["trainer"]["max_epochs"] == epochs
+                and str(saved["data"]["train"]["annotations"]) == f"{data}/annotations/train")
+        if not same:
+            sys.exit(f"predict_options: {ckpt} was trained with other settings ({saved['trainer']['max_epochs']} "
+                     f"epochs on {saved['data']['train']['annotations']}); remove {work / 'train'} or give --work")
         return ckpt
     stdpose("train", str(CONFIG), "--set",
             f"data.train={{annotations: {data}/annotations/train, image_root: {data}}}",

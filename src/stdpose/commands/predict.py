@@ -27,8 +27,8 @@ score, "score", "bbox", "propagated": true. --eval GT prints the PoseTrack mAP t
 writes it as JSON beside the output (<out>.map.json for a file, <folder>.map.json for a folder).
 
 Switches (docs/estimation.md has measured effects):
-  --flip-test     also run the mirrored crops and average the heatmaps (about 1.9x the time; +1.4 mAP with
-                  detected and +1.6 with ground-truth boxes on the synthetic bench videos,
+  --flip-test     also run the mirrored crops and average the heatmaps (1.9x / 1.7x the time; +1.4 / +1.6 mAP
+                  with detected / ground-truth boxes on the synthetic bench videos,
                   benchmarks/results/predict_options.md)
   --oks-nms 0.9   drop a pose whose OKS with a higher-scoring pose on the same frame exceeds 0.9 (removes
                   duplicates from overlapping detections; no effect with ground-truth boxes)

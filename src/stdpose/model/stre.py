@@ -67,7 +67,7 @@ class TemporalKeypointsSynthesis(nn.Module):
     def forward(self, heatmaps: torch.Tensor) -> torch.Tensor:
         b, t, j, h, w = heatmaps.shape
         per_joint = heatmaps.transpose(1, 2).reshape(b, j * t, h, w)  # (B, 3J, h, w) as [l^1, t^1, r^1, l^2, ...]
-        # channels-last: the same convolution, 2-3x faster for the grouped one on CPU (docs/performance.md)
+        # channels-last: the same convolutions, 1.7x faster on CPU (benchmarks/tks_layout.py)
         merged = self.temporal(per_joint.contiguous(memory_format=torch.channels_last))  # H^ (B, J, h, w)
         stacked = torch.cat([self.spatial(merged), heatmaps.reshape(b, t * j, h, w)], dim=1)  # (B, 4J, h, w)
         return self.synthesis(stacked).contiguous()

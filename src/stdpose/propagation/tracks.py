@@ -109,7 +109,7 @@ class SegmentSummary:
     messages: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("messages",)}
+        return {k: v for k, v in self.__dict__.items() if k != "messages"}
 
 
 @dataclass
