@@ -561,3 +561,19 @@ def test_head_size_plan_checks_the_frames_that_are_scored():
         head_size_plan([video], "auto")
     use_fallback, note = head_size_plan([video], "auto", labeled_only=True)
     assert use_fallback and "for 2 person(s)" in note
+
+
+def test_propagate_cli_out_format_and_extend(tmp_path, capsys):
+    """One video: --out-format picks the writer whatever the --out name; --extend N fills N frames past the labels."""
+    video = video_with(12, {2: [walker(50)], 6: [walker(70)]})
+    labels = tmp_path / "l.json"
+    write_posetrack18(video, labels)
+    out = tmp_path / "filled.json"
+    rc, _, err = cli(capsys, "propagate", "--labels", labels, "--method", "linear", "--extend", "2",
+                     "--out-format", "coco", "--out", out)
+    assert rc == 0, err
+    data = json.loads(out.read_text())
+    assert "images" in data and "annotations" in data and "annolist" not in data  # COCO, not PoseTrack18
+    back = read_annotations(out)[0]
+    filled = sorted(f.index for f in back.frames if f.persons)
+    assert filled == list(range(0, 9))  # labels 2..6, two frames before and after
